@@ -1,0 +1,1 @@
+"""The chest X-ray pneumonia screening service."""

@@ -1,0 +1,9 @@
+"""The API router: every route module, included once."""
+
+from fastapi import APIRouter
+
+from app.api.routes import health, metrics, models, predict
+
+api_router = APIRouter()
+for module in (predict, health, models, metrics):
+    api_router.include_router(module.router)

@@ -1,0 +1,67 @@
+"""POST /predict: one radiograph in, calibrated probabilities and a Grad-CAM heatmap out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app.api.deps import PredictorDep, SettingsDep
+from app.schemas import ErrorResponse, Prediction
+from app.services.upload import read_image_upload
+
+router = APIRouter(tags=["predict"])
+
+_ERRORS = {
+    400: {"model": ErrorResponse, "description": "no file, empty body or malformed multipart"},
+    413: {"model": ErrorResponse, "description": "upload or image larger than the configured limits"},
+    415: {"model": ErrorResponse, "description": "not PNG, JPEG or DICOM"},
+    422: {"model": ErrorResponse, "description": "corrupt, truncated, too small or non-image DICOM"},
+    503: {"model": ErrorResponse, "description": "model not ready or inference queue full (see Retry-After)"},
+}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"],
+                           "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "application/dicom": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/predict",
+    response_model=Prediction,
+    responses={**_ERRORS, 200: {"content": {"image/png": {}}, "description": "JSON, or the overlay PNG with Accept: image/png"}},
+    openapi_extra=_BODY,
+    summary="Screen one chest X-ray (PNG, JPEG or DICOM) for pneumonia",
+)
+async def predict_image(
+    request: Request,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    target: Literal["PNEUMONIA", "NORMAL", "predicted"] = Query("PNEUMONIA", description="class the heatmap explains"),
+    heatmap: Literal["overlay", "mask", "none"] = Query("overlay", description="overlay, grayscale mask, or none (faster)"),
+    heatmap_format: Literal["png", "jpeg", "webp"] = Query("png", description="encoding of the heatmap image"),
+) -> Prediction | Response:
+    data = await read_image_upload(request, settings.max_upload_bytes)
+    wants_image = "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", "")
+    kind = "overlay" if wants_image and heatmap == "none" else heatmap
+    outcome = await predictor.predict(data, target=target, heatmap=None if kind == "none" else kind,
+                                      fmt="png" if wants_image else heatmap_format)
+    p = outcome.prediction
+    if wants_image and outcome.heatmap is not None:
+        return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers={
+            "X-CXR-Prediction": p.prediction.value,
+            "X-CXR-Probability-Pneumonia": f"{p.probabilities['PNEUMONIA']:.6f}",
+            "X-CXR-Threshold": f"{p.threshold:.6f}",
+            "X-CXR-Model": f"{p.model.name}@{p.model.version}",
+        })
+    return p

@@ -1,0 +1,115 @@
+"""`cxr` command line: train, evaluate, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from models.errors import CXRError
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    from models.config import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model and write carded safetensors weights")
+    p.add_argument("--data", default=d.data, help="folder with train/{NORMAL,PNEUMONIA} (val/, test/ optional)")
+    p.add_argument("--arch", default=d.arch, help="simple_cnn | resnet18 | efficientnet_lite0")
+    p.add_argument("--out", default=None, help="model folder to write (default runs/<arch>)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs)
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--limit", type=int, default=None, help="train on at most N images (smoke runs)")
+    p.add_argument("--no-pretrained", action="store_true", help="do not start from ImageNet weights")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/checkpoint.pt")
+    p.add_argument("--name", default=None)
+    p.add_argument("--version", default=None)
+    p.add_argument("--notes", default="")
+    p.add_argument("--overfit-batch", action="store_true", help="sanity check: drive one batch's loss to ~0 and exit")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models.config import TrainConfig
+
+    if args.overfit_batch:
+        from models.sanity import overfit_one_batch
+
+        result = overfit_one_batch(args.arch, image_size=min(args.image_size, 128), seed=args.seed)
+        print(json.dumps(result))
+        return 0 if result["passed"] else 1
+    from models.package import train_and_package
+
+    cfg = TrainConfig(
+        arch=args.arch, data=args.data, out=args.out or f"runs/{args.arch}", epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, image_size=args.image_size,
+        seed=args.seed, val_fraction=args.val_fraction, freeze_epochs=args.freeze_epochs, patience=args.patience,
+        label_smoothing=args.label_smoothing, device=args.device, threads=args.threads, limit=args.limit,
+        pretrained=False if args.no_pretrained else None, resume=args.resume, name=args.name,
+        version=args.version, notes=args.notes,
+    )
+    command = "cxr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    card = train_and_package(cfg, command=command)
+    print(json.dumps({"out": cfg.out, "name": card.name, "version": card.version, "sha256": card.sha256,
+                      "metrics": {k: v.model_dump() for k, v in card.metrics.items()}}))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.evaluate import evaluate
+
+    report = evaluate(args.model, Path(args.data), device=args.device, plot=Path(args.plot) if args.plot else None)
+    print(json.dumps(report))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from app.serve import serve
+
+    return serve(host=args.host, port=args.port, model=args.model, device=args.device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cxr", description="Chest X-ray pneumonia screening")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    e = sub.add_parser("evaluate", help="evaluate a model on a labelled folder; prints one JSON object")
+    e.add_argument("--model", default=None, help="shipped model name or model folder (default: the default model)")
+    e.add_argument("--data", required=True, help="folder with NORMAL/ and PNEUMONIA/ (or a split root: uses test/)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--plot", default=None, help="write a ROC + reliability diagram PNG here")
+    s = sub.add_parser("serve", help="run the HTTP service")
+    s.add_argument("--host", default=None)
+    s.add_argument("--port", type=int, default=None)
+    s.add_argument("--model", default=None)
+    s.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve}
+    try:
+        return handlers[args.command](args)
+    except CXRError as exc:
+        print(f"cxr {args.command}: error: {exc.detail}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

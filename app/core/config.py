@@ -1,0 +1,39 @@
+"""One settings object, read from ``CXR_*`` environment variables (or passed in by tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.weights import weights_root
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CXR_", env_file=None, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="interface to bind (use 0.0.0.0 in a container)")
+    port: int = Field(8000, ge=1, le=65535)
+    model: str | None = Field(None, description="shipped model name or model folder; default: weights/manifest.json")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    weights_dir: Path = Field(default_factory=weights_root, description="folder of shipped models")
+    state_dir: Path = Field(Path("state"), description="writable folder for jobs, datasets and trained versions")
+    threads: int | None = Field(None, ge=1, le=256, description="torch intra-op threads for inference")
+
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="413 above this many bytes")
+    max_pixels: int = Field(100_000_000, ge=4096, description="413 above this many pixels")
+    min_side: int = Field(64, ge=1, description="422 below this many pixels on the shorter side")
+
+    max_batch_size: int = Field(8, ge=1, le=256)
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="how long a batch waits for company")
+    queue_size: int = Field(64, ge=1, description="pending images before /predict answers 503")
+    retry_after_s: int = Field(1, ge=1)
+
+    heatmap_max_side: int = Field(1024, ge=32, le=8192, description="cap on the returned heatmap's longer side")
+    heatmap_alpha: float = Field(0.5, ge=0, le=1)
+    png_compress_level: int = Field(1, ge=0, le=9)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    docs_enabled: bool = True

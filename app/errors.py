@@ -1,0 +1,83 @@
+"""Domain errors of the service and their one mapping to HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from models.errors import (
+    CXRError,
+    DatasetError,
+    ImageTooLarge,
+    InvalidImage,
+    ModelNotFound,
+    UnsupportedImageType,
+    WeightsError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class UploadTooLarge(CXRError):
+    """The request body is larger than the configured byte limit."""
+
+
+class BadRequest(CXRError):
+    """The request is malformed (no file, broken multipart, bad parameter)."""
+
+
+class QueueFull(CXRError):
+    """The inference queue is full; the client should retry later."""
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class NotReady(CXRError):
+    """No model is loaded yet."""
+
+
+STATUS: dict[type[CXRError], int] = {
+    UnsupportedImageType: 415,
+    InvalidImage: 422,
+    ImageTooLarge: 413,
+    UploadTooLarge: 413,
+    BadRequest: 400,
+    DatasetError: 422,
+    ModelNotFound: 404,
+    WeightsError: 422,
+    QueueFull: 503,
+    NotReady: 503,
+}
+
+
+def status_for(exc: CXRError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CXRError)
+    async def _domain_error(_request: Request, exc: CXRError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
+        if isinstance(exc, NotReady):
+            headers = {"Retry-After": "5"}
+        return JSONResponse({"detail": exc.detail}, status_code=status_for(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return JSONResponse({"detail": f"invalid request: {where}: {first['msg']}", "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)

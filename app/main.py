@@ -1,0 +1,76 @@
+"""create_app(settings): the FastAPI service. ``uvicorn app.main:app`` reads CXR_* variables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+
+from app.api.main import api_router
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.errors import install_error_handlers
+from app.services.batcher import DynamicBatcher
+from app.services.metrics import Metrics
+from app.services.predictor import Predictor
+from app.services.registry import ModelRegistry
+from models.device import select_device
+from models.errors import CXRError
+
+log = logging.getLogger("app")
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    registry = ModelRegistry(settings.weights_dir, torch.device("cpu"), trained_dir=settings.state_dir / "models")
+    batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
+                             queue_size=settings.queue_size, retry_after_s=settings.retry_after_s, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if configure_logs:
+            configure_logging(settings.log_level, settings.log_json)
+        try:
+            device = select_device(settings.device)
+            if settings.threads:
+                torch.set_num_threads(settings.threads)
+            registry.device = device
+            active = registry.activate(settings.model)
+        except CXRError as exc:
+            log.critical("cannot start: %s", exc.detail)
+            raise SystemExit(2) from None
+        metrics.set_active(active.card.name, active.card.version, active.card.sha256, str(device))
+        log.info("ready: model %s %s (sha256 %s) on %s", active.card.name, active.card.version, active.card.sha256[:12], device)
+        batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(
+        title="CXR pneumonia screening",
+        version="0.1.0",
+        description="Reads a chest radiograph, returns calibrated P(pneumonia) and a Grad-CAM heatmap. "
+        "A triage aid for radiologists, not a diagnosis.",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.registry = registry
+    app.state.batcher = batcher
+    app.state.predictor = Predictor(settings, registry, batcher, metrics)
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+app = create_app()

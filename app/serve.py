@@ -1,0 +1,18 @@
+"""`cxr serve`: uvicorn with the app built from Settings (CLI flags override CXR_* variables)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from app.core.config import Settings
+from app.main import create_app
+
+
+def serve(*, host: str | None = None, port: int | None = None, model: str | None = None, device: str | None = None) -> int:
+    overrides = {k: v for k, v in {"host": host, "port": port, "model": model, "device": device}.items() if v is not None}
+    settings = Settings(**overrides)
+    app = create_app(settings)
+    # Graceful shutdown: on SIGTERM uvicorn stops accepting and lets in-flight requests finish.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=30, proxy_headers=False)
+    return 0

@@ -1,0 +1,129 @@
+"""Dynamic batching: concurrent requests share one forward pass, run off the event loop.
+
+A bounded asyncio queue holds (tensor, model, future). One worker task takes the first
+item, gathers more for up to ``max_wait_ms`` (or until ``max_batch_size``), runs the batch
+on a single dedicated thread, and resolves each request's future with its own row.
+Items preprocessed for a different model (during a swap) go into the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from app.errors import QueueFull
+from app.services.metrics import Metrics
+from app.services.registry import ServingModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Item:
+    x: torch.Tensor  # (1, S, S)
+    model: ServingModel
+    future: asyncio.Future = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    probabilities: np.ndarray  # (2,)
+    cams: np.ndarray  # (2, h, w)
+    batch_size: int
+
+
+class DynamicBatcher:
+    def __init__(self, *, max_batch_size: int, max_wait_ms: float, queue_size: int, retry_after_s: int,
+                 metrics: Metrics | None = None) -> None:
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self.retry_after_s = retry_after_s
+        self.metrics = metrics
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxr-infer")
+        self._task: asyncio.Task | None = None
+        self._carry: _Item | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize() + (1 if self._carry else 0)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._worker(), name="cxr-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, x: torch.Tensor, model: ServingModel) -> BatchResult:
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Item(x, model, fut))
+        except asyncio.QueueFull:
+            raise QueueFull("inference queue is full; retry shortly", self.retry_after_s) from None
+        if self.metrics:
+            self.metrics.queue_depth.set(self.depth)
+        return await fut
+
+    async def _next_batch(self) -> list[_Item]:
+        first = self._carry or await self._queue.get()
+        self._carry = None
+        batch = [first]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        while len(batch) < self.max_batch_size:
+            try:
+                if self._queue.empty():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                else:
+                    item = self._queue.get_nowait()
+            except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                break
+            if item.model is not first.model:
+                self._carry = item  # preprocessed for another model version: next batch
+                break
+            batch.append(item)
+        return batch
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            live = [it for it in batch if not it.future.done()]  # a client may have gone away
+            if self.metrics:
+                self.metrics.queue_depth.set(self.depth)
+            if not live:
+                continue
+            model = live[0].model
+            x = torch.stack([it.x for it in live])
+            t0 = time.perf_counter()
+            try:
+                probs, cams = await loop.run_in_executor(self._executor, model.run, x)
+            except Exception as exc:  # a failing batch must fail its requests, never the worker
+                log.exception("inference failed for a batch of %d", len(live))
+                for it in live:
+                    if not it.future.done():
+                        it.future.set_exception(exc)
+                continue
+            if self.metrics:
+                self.metrics.batch_size.observe(len(live))
+                self.metrics.stage_seconds.labels("forward").observe(time.perf_counter() - t0)
+            for i, it in enumerate(live):
+                if not it.future.done():
+                    it.future.set_result(BatchResult(probs[i], cams[i], len(live)))

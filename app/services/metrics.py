@@ -1,0 +1,29 @@
+"""Prometheus metrics, kept in a registry owned by the app (so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("cxr_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.latency = Histogram("cxr_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.stage_seconds = Histogram("cxr_stage_duration_seconds", "time per pipeline stage", ["stage"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("cxr_batch_size", "images per inference batch",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.queue_depth = Gauge("cxr_queue_depth", "images waiting for inference", registry=r)
+        self.predictions = Counter("cxr_predictions_total", "predictions by label", ["label"], registry=r)
+        self.model_info = Info("cxr_active_model", "the model that serves /predict", registry=r)
+
+    def set_active(self, name: str, version: str, sha256: str, device: str) -> None:
+        self.model_info.info({"name": name, "version": version, "sha256": sha256, "device": device})
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

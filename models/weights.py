@@ -1,0 +1,102 @@
+"""Save and load weights as safetensors (never pickle), verified against the card's sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models.card import ModelCard, read_card, write_card
+from models.errors import ModelNotFound, WeightsError
+from models.registry import build_model
+
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_weights(model: nn.Module, path: Path) -> str:
+    """Write the state dict (contiguous CPU tensors) and return the file's sha256."""
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+    return sha256_file(path)
+
+
+def save_model(folder: Path, model: nn.Module, card: ModelCard) -> ModelCard:
+    """Write ``model.safetensors`` then ``card.json`` (with the file's real sha256) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = save_weights(model, folder / card.weights_file)
+    card = card.model_copy(update={"sha256": digest})
+    write_card(folder, card)
+    return card
+
+
+@dataclass
+class LoadedModel:
+    card: ModelCard
+    model: nn.Module
+    folder: Path
+
+
+def load_model(folder: Path, *, device: torch.device | str = "cpu") -> LoadedModel:
+    """Read the card, verify the weights' sha256, build the architecture and load the tensors (eval mode)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WeightsError(f"model folder {folder} does not exist")
+    card = read_card(folder)
+    path = folder / card.weights_file
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} is missing")
+    digest = sha256_file(path)
+    if digest != card.sha256:
+        raise WeightsError(f"weights file {path} is corrupt: sha256 {digest[:12]}… does not match the card's {card.sha256[:12]}…")
+    model = build_model(card.architecture, num_classes=len(card.classes))
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise WeightsError(f"weights file {path} does not fit architecture {card.architecture}: {str(exc)[:200]}") from None
+    model.eval().to(device)
+    return LoadedModel(card=card, model=model, folder=folder)
+
+
+def weights_root() -> Path:
+    """The shipped ``weights/`` folder next to the packages."""
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def default_model_name(root: Path | None = None) -> str:
+    root = Path(root) if root is not None else weights_root()
+    try:
+        return str(json.loads((root / MANIFEST).read_text())["default"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsError(f"{root / MANIFEST} does not name a default model: {exc}") from None
+
+
+def list_shipped(root: Path | None = None) -> list[str]:
+    root = Path(root) if root is not None else weights_root()
+    return sorted(p.name for p in root.iterdir() if (p / "card.json").is_file()) if root.is_dir() else []
+
+
+def resolve_model_dir(name_or_dir: str | None, root: Path | None = None) -> Path:
+    """A model folder from a path, a shipped model name, or None for the default."""
+    root = Path(root) if root is not None else weights_root()
+    if name_or_dir is None:
+        name_or_dir = default_model_name(root)
+    as_path = Path(name_or_dir)
+    if (as_path / "card.json").is_file():
+        return as_path
+    if (root / name_or_dir / "card.json").is_file():
+        return root / name_or_dir
+    raise ModelNotFound(f"no model named {name_or_dir!r}; shipped: {', '.join(list_shipped(root)) or 'none'}")
