@@ -49,7 +49,7 @@ class PreprocessSpec(BaseModel):
 
     def to_tensor(self, pixels: np.ndarray) -> torch.Tensor:
         """(H, W) uint8 -> (1, S, S) float32: the evaluation/serving transform."""
-        resized = torch.from_numpy(np.ascontiguousarray(self.resize_uint8(pixels)))
+        resized = torch.from_numpy(np.array(self.resize_uint8(pixels), dtype=np.uint8, copy=True))
         return self.normalize(resized).unsqueeze(0)
 
 

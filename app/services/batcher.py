@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from app.errors import QueueFull
+from app.errors import NotReady, QueueFull
 from app.services.metrics import Metrics
 from app.services.registry import ServingModel
 
@@ -45,18 +45,37 @@ class DynamicBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.retry_after_s = retry_after_s
         self.metrics = metrics
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxr-infer")
+        self.queue_size = queue_size
+        # Queue, executor and worker belong to one event loop: made in start(), dropped in stop().
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task | None = None
         self._carry: _Item | None = None
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() + (1 if self._carry else 0)
+        return (self._queue.qsize() if self._queue else 0) + (1 if self._carry else 0)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._worker(), name="cxr-batcher")
+        if self._task is not None:
+            return
+        self._queue = asyncio.Queue(maxsize=self.queue_size)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxr-infer")
+        self._task = asyncio.get_running_loop().create_task(self._worker(), name="cxr-batcher")
+        self._task.add_done_callback(self._on_worker_exit)
+
+    def _on_worker_exit(self, task: asyncio.Task) -> None:
+        """Never leave a request waiting on a worker that is gone."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch worker died: %r", task.exception())
+        pending = [self._carry] if self._carry else []
+        while self._queue is not None and not self._queue.empty():
+            pending.append(self._queue.get_nowait())
+        self._carry = None
+        for item in pending:
+            if not item.future.done():
+                item.future.set_exception(NotReady("inference worker stopped; retry shortly"))
+        self._task = None
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -65,10 +84,13 @@ class DynamicBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-            self._task = None
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._executor, self._queue, self._task = None, None, None
 
     async def submit(self, x: torch.Tensor, model: ServingModel) -> BatchResult:
+        if self._task is None or self._queue is None:
+            raise NotReady("inference worker is not running")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Item(x, model, fut))
@@ -79,6 +101,7 @@ class DynamicBatcher:
         return await fut
 
     async def _next_batch(self) -> list[_Item]:
+        assert self._queue is not None
         first = self._carry or await self._queue.get()
         self._carry = None
         batch = [first]

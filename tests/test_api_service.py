@@ -1,0 +1,77 @@
+"""Health, readiness, models, metrics, OpenAPI, startup failures."""
+
+import json
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+
+
+def test_readyz_is_503_until_the_model_is_loaded(settings):
+    app = create_app(settings, configure_logs=False)
+    c = TestClient(app)  # no lifespan: nothing loaded
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.json()["status"] == "loading"
+    assert c.get("/healthz").json() == {"status": "ok"}
+    r = c.post("/predict", content=b"x", headers={"content-type": "image/png"})
+    assert r.status_code in (415, 503)
+    with TestClient(app) as c2:
+        j = c2.get("/readyz").json()
+        assert j["status"] == "ready" and j["device"] == "cpu" and j["model"]["name"] == "tiny"
+
+
+def test_models_lists_cards_and_the_active_one(client):
+    j = client.get("/models").json()
+    assert j["active"]["name"] == "tiny"
+    [entry] = j["models"]
+    assert entry["active"] and entry["source"] == "shipped" and entry["card"]["architecture"] == "simple_cnn"
+
+
+def test_metrics_expose_requests_stages_batches_and_model(client):
+    from tests.synth import chest_like, encode
+
+    client.post("/predict", files={"file": ("a.png", encode(chest_like(100, 100)))})
+    text = client.get("/metrics").text
+    for needle in ('cxr_http_requests_total{method="POST",route="/predict",status="200"} 1.0',
+                   'cxr_stage_duration_seconds_count{stage="decode"} 1.0',
+                   'cxr_stage_duration_seconds_count{stage="explain"} 1.0',
+                   "cxr_batch_size_count 1.0", "cxr_queue_depth", 'cxr_active_model_info{', 'version="test-1"'):
+        assert needle in text
+
+
+def test_openapi_documents_predict(client):
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/predict"]["post"]
+    assert set(op["requestBody"]["content"]) == {"multipart/form-data", "image/png", "image/jpeg", "application/dicom"}
+    assert {"200", "413", "415", "422", "503"} <= set(op["responses"])
+    assert "Prediction" in spec["components"]["schemas"]
+
+
+def test_docs_can_be_turned_off(settings):
+    with TestClient(create_app(settings.model_copy(update={"docs_enabled": False}), configure_logs=False)) as c:
+        assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
+
+
+def test_security_headers_and_request_id(client):
+    r = client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_device_selection():
+    import torch
+
+    from models.device import select_device
+    from models.errors import CXRError
+
+    assert select_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert select_device("auto").type in (expected, "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(CXRError, match="CUDA is not available"):
+            select_device("cuda:0")
+    with pytest.raises(CXRError, match="unknown device|unsupported device"):
+        select_device("tpu")
+    json.dumps({})

@@ -1,0 +1,68 @@
+"""Every shipped card validates, its weights match the sha256, and loading refuses tampering."""
+
+import json
+import shutil
+
+import pytest
+
+from models.card import ModelCard, read_card
+from models.errors import WeightsError
+from models.weights import default_model_name, list_shipped, load_model, sha256_file, weights_root
+
+SHIPPED = list_shipped()
+
+
+def test_three_models_are_shipped_and_the_default_is_one_of_them():
+    assert set(SHIPPED) >= {"simple_cnn", "resnet18", "efficientnet_lite0"}
+    assert default_model_name() in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_is_valid_and_complete(name):
+    folder = weights_root() / name
+    card = read_card(folder)
+    assert card.name == name and card.classes == ["NORMAL", "PNEUMONIA"]
+    assert card.sha256 == sha256_file(folder / card.weights_file)
+    assert (folder / card.weights_file).stat().st_size < 50 * 1024 * 1024
+    assert card.weights_file.endswith(".safetensors")
+    assert 0 < card.threshold < 1 and card.temperature > 0
+    assert {"val", "test"} <= set(card.metrics)
+    assert card.training.command.startswith("cxr train")
+    assert "not a diagnosis" in card.limitations.lower() or "not a medical device" in card.limitations.lower()
+    assert (folder / "test_predictions.csv").is_file()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_load(name):
+    loaded = load_model(weights_root() / name)
+    assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card.num_parameters
+
+
+def test_corrupt_weights_are_refused(tmp_path, tiny_weights):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_weights / "tiny", folder)
+    with open(folder / "model.safetensors", "r+b") as f:
+        f.seek(200)
+        f.write(b"\xff\xff\xff\xff")
+    with pytest.raises(WeightsError, match="is corrupt: sha256"):
+        load_model(folder)
+
+
+def test_missing_weights_and_bad_cards_are_refused(tmp_path, tiny_weights):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_weights / "tiny", folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(WeightsError, match="is missing"):
+        load_model(folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["threshold"] = 7
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match="is invalid"):
+        read_card(folder)
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_model(tmp_path / "nope")
+
+
+def test_card_schema_rejects_unknown_fields():
+    schema = ModelCard.model_json_schema()
+    assert schema.get("additionalProperties") is False

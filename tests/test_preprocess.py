@@ -1,0 +1,66 @@
+"""Golden tests: training, evaluation and serving see the same tensor for the same image."""
+
+import hashlib
+
+import numpy as np
+import torch
+
+from app.services.predictor import Predictor
+from models.data import load_tensors, scan_class_folders
+from models.imaging import decode_image
+from models.transforms import PreprocessSpec, augment_batch
+from tests.synth import chest_like, encode
+
+
+def test_training_cache_equals_serving_path(tmp_path):
+    spec = PreprocessSpec(image_size=224)
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / cls).mkdir()
+    img = chest_like(300, 360, seed=3)
+    (tmp_path / "NORMAL" / "a.png").write_bytes(encode(img, "PNG"))
+    (tmp_path / "PNEUMONIA" / "b.jpeg").write_bytes(encode(img, "JPEG", quality=90))
+    cached = load_tensors(scan_class_folders(tmp_path).samples, spec)
+    training_view = spec.normalize(cached.images).unsqueeze(1)  # what fit() and evaluate() feed the model
+    for i, path in enumerate(cached.paths):
+        serving_view = spec.to_tensor(decode_image(path.read_bytes()).pixels)  # what /predict feeds the model
+        assert torch.equal(training_view[i], serving_view)
+
+
+def test_serving_predictor_uses_the_card_spec(tiny_weights):
+    from models.weights import load_model
+
+    loaded = load_model(tiny_weights / "tiny")
+    data = encode(chest_like(100, 90, seed=1))
+    predictor = Predictor.__new__(Predictor)  # only the pure helper is exercised
+    predictor.settings = type("S", (), {"max_pixels": 10**8, "min_side": 64})()
+    serving = type("M", (), {"card": loaded.card})()
+    _, x, _, _ = predictor._decode_and_preprocess(data, serving)
+    assert torch.equal(x, loaded.card.input.to_tensor(decode_image(data).pixels))
+    assert x.shape == (1, 64, 64)
+
+
+def test_preprocessing_golden_values():
+    """Pins the definition: a change to decode, resize or normalize must be deliberate."""
+    spec = PreprocessSpec(image_size=64)
+    pixels = chest_like(128, 96, seed=5)
+    resized = spec.resize_uint8(pixels)
+    assert resized.shape == (64, 64) and resized.dtype == np.uint8
+    x = spec.to_tensor(pixels)
+    assert x.shape == (1, 64, 64) and x.dtype == torch.float32
+    assert torch.allclose(x, (torch.from_numpy(resized).float() / 255 - 0.5) / 0.25)
+    assert float(x.min()) >= -2.0 and float(x.max()) <= 2.0
+    assert hashlib.sha256(resized.tobytes()).hexdigest()[:16] == GOLDEN_RESIZE
+
+
+GOLDEN_RESIZE = "69b5757d76d946fe"
+
+
+def test_augmentation_is_seeded_and_mild():
+    spec = PreprocessSpec(image_size=64)
+    x = spec.normalize(torch.from_numpy(np.stack([chest_like(64, 64, seed=i) for i in range(4)]))).unsqueeze(1)
+    a = augment_batch(x, torch.Generator().manual_seed(1))
+    b = augment_batch(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert a.shape == x.shape
+    assert not torch.equal(a, x)
+    assert (a - x).abs().mean() < 0.6  # small geometric and intensity changes, not a different image

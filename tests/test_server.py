@@ -1,0 +1,95 @@
+"""A real uvicorn process on a free port: startup, upload over HTTP, failure exits."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.synth import DATA_ROOT, chest_like, encode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
+    env.update({"CXR_DEVICE": "cpu", "CXR_LOG_JSON": "true", **extra})
+    return env
+
+
+def _start(weights: Path, state: Path, **extra: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=_env(CXR_WEIGHTS_DIR=str(weights), CXR_STATE_DIR=str(state), **extra),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
+@pytest.mark.slow
+def test_real_server_answers_an_upload(tiny_weights, tmp_path):
+    proc, url = _start(tiny_weights, tmp_path / "state")
+    try:
+        _wait_ready(proc, url)
+        samples = sorted((DATA_ROOT / "test" / "PNEUMONIA").glob("*.jpeg"))[:1] if DATA_ROOT.is_dir() else []
+        data = samples[0].read_bytes() if samples else encode(chest_like(300, 300))
+        r = httpx.post(f"{url}/predict", files={"file": ("xray.jpeg", data)}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"]["name"] == "tiny"
+        bad = httpx.post(f"{url}/predict", files={"file": ("x.png", b"not an image")}, timeout=30)
+        assert bad.status_code == 415
+        assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    # SIGTERM: uvicorn finishes in-flight requests, shuts down, then re-raises the signal
+    assert proc.returncode in (0, -15), out
+    assert "Finished server process" in out
+    assert '"path": "/predict", "status": 200' in out  # structured access log with request ids
+    assert '"request_id"' in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "unknown-model"])
+def test_server_refuses_to_start_with_bad_weights(tiny_weights, tmp_path, damage):
+    root = tmp_path / "w"
+    shutil.copytree(tiny_weights, root)
+    weights = root / "tiny" / "model.safetensors"
+    extra = {}
+    if damage == "corrupt":
+        weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    elif damage == "missing":
+        weights.unlink()
+    else:
+        extra["CXR_MODEL"] = "nope"
+    proc, _ = _start(root, tmp_path / "state", **extra)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    expected = {"corrupt": "is corrupt: sha256", "missing": "is missing", "unknown-model": "no model named 'nope'"}[damage]
+    assert "cannot start" in out and expected in out
