@@ -27,7 +27,8 @@ log = logging.getLogger("app")
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
-    registry = ModelRegistry(settings.weights_dir, torch.device("cpu"), trained_dir=settings.state_dir / "models")
+    registry = ModelRegistry(settings.weights_dir, torch.device("cpu"), trained_dir=settings.state_dir / "models",
+                             backend=settings.backend, threads=settings.threads)
     batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
                              queue_size=settings.queue_size, retry_after_s=settings.retry_after_s, metrics=metrics)
 
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
         metrics.set_active(active.card.name, active.card.version, active.card.sha256, str(device))
-        log.info("ready: model %s %s (sha256 %s) on %s", active.card.name, active.card.version, active.card.sha256[:12], device)
+        log.info("ready: model %s %s (sha256 %s) on %s, backend %s", active.card.name, active.card.version,
+                 active.card.sha256[:12], device, active.backend)
         batcher.start()
         try:
             yield

@@ -1,7 +1,7 @@
 """Health, readiness, models, metrics, OpenAPI, startup failures."""
 
 import json
-import shutil
+import numpy as np
 
 import pytest
 from fastapi.testclient import TestClient
@@ -75,3 +75,43 @@ def test_device_selection():
     with pytest.raises(CXRError, match="unknown device|unsupported device"):
         select_device("tpu")
     json.dumps({})
+
+
+def test_onnx_and_torch_backends_agree(settings):
+    """Same probabilities and heatmaps within 1e-4 from both backends."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.synth import chest_like, encode
+
+    data = encode(chest_like(180, 150, seed=9, opacity=1.0))
+    out = {}
+    for backend in ("torch", "onnx"):
+        with TestClient(create_app(settings.model_copy(update={"backend": backend}), configure_logs=False)) as c:
+            assert c.get("/readyz").json()["backend"] == backend
+            j = c.post("/predict?heatmap=mask", files={"file": ("a.png", data)}).json()
+            out[backend] = (j["probabilities"]["PNEUMONIA"],
+                            np.asarray(Image.open(io.BytesIO(base64.b64decode(j["heatmap"]["data"]))), dtype=float) / 255)
+    assert abs(out["torch"][0] - out["onnx"][0]) < 1e-4
+    assert np.abs(out["torch"][1] - out["onnx"][1]).max() <= 1 / 255 + 1e-4  # maps agree to the last 8-bit step
+
+
+def test_backend_maps_match_before_encoding(tiny_weights):
+    import torch
+
+    from app.services.registry import ModelRegistry
+
+    x = torch.randn(3, 1, 64, 64)
+    runs = {}
+    for backend in ("torch", "onnx"):
+        serving = ModelRegistry(tiny_weights, torch.device("cpu"), backend=backend).load(None)
+        assert serving.backend == backend
+        runs[backend] = serving.run(x)
+    assert np.abs(runs["torch"][0] - runs["onnx"][0]).max() < 1e-4
+    from models.gradcam import scale_maps
+
+    maps = {k: scale_maps(torch.from_numpy(v[1][:, 1])).numpy() for k, v in runs.items()}
+    assert np.abs(maps["torch"] - maps["onnx"]).max() < 1e-4

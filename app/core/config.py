@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,14 +20,16 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     weights_dir: Path = Field(default_factory=weights_root, description="folder of shipped models")
     state_dir: Path = Field(Path("state"), description="writable folder for jobs, datasets and trained versions")
-    threads: int | None = Field(None, ge=1, le=256, description="torch intra-op threads for inference")
+    threads: int | None = Field(None, ge=1, le=256, description="intra-op threads for inference")
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="auto: ONNX Runtime on CPU, PyTorch on GPU; torch: eager PyTorch everywhere")
 
     max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="413 above this many bytes")
     max_pixels: int = Field(100_000_000, ge=4096, description="413 above this many pixels")
     min_side: int = Field(64, ge=1, description="422 below this many pixels on the shorter side")
 
     max_batch_size: int = Field(8, ge=1, le=256)
-    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="how long a batch waits for company")
+    max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits for requests still decoding")
     queue_size: int = Field(64, ge=1, description="pending images before /predict answers 503")
     retry_after_s: int = Field(1, ge=1)
 

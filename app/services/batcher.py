@@ -1,7 +1,8 @@
 """Dynamic batching: concurrent requests share one forward pass, run off the event loop.
 
 A bounded asyncio queue holds (tensor, model, future). One worker task takes the first
-item, gathers more for up to ``max_wait_ms`` (or until ``max_batch_size``), runs the batch
+item and everything already queued; it waits up to ``max_wait_ms`` for more only while
+other requests are still being decoded (so a lone request never waits), runs the batch
 on a single dedicated thread, and resolves each request's future with its own row.
 Items preprocessed for a different model (during a swap) go into the next batch.
 """
@@ -51,6 +52,7 @@ class DynamicBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task | None = None
         self._carry: _Item | None = None
+        self.arriving = 0  # requests still decoding: worth waiting for (event-loop thread only)
 
     @property
     def depth(self) -> int:
@@ -111,7 +113,7 @@ class DynamicBatcher:
             try:
                 if self._queue.empty():
                     remaining = deadline - loop.time()
-                    if remaining <= 0:
+                    if remaining <= 0 or self.arriving == 0:  # nobody else is coming: do not wait
                         break
                     item = await asyncio.wait_for(self._queue.get(), remaining)
                 else:

@@ -62,7 +62,11 @@ class Predictor:
         if model is None:
             raise NotReady("model is not loaded yet")
         t_start = time.perf_counter()
-        decoded, x, t_decode, t_pre = await run_in_threadpool(self._decode_and_preprocess, data, model)
+        self.batcher.arriving += 1
+        try:
+            decoded, x, t_decode, t_pre = await run_in_threadpool(self._decode_and_preprocess, data, model)
+        finally:
+            self.batcher.arriving -= 1
         t_infer0 = time.perf_counter()
         result = await self.batcher.submit(x, model)
         t_infer = time.perf_counter() - t_infer0

@@ -19,6 +19,25 @@ from models.weights import default_model_name, load_model
 log = logging.getLogger(__name__)
 
 
+class OnnxRunner:
+    """ONNX Runtime session over the exported (logits, class maps) graph; CPU only."""
+
+    def __init__(self, model: torch.nn.Module, image_size: int, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        from models.onnx_export import export_onnx
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(export_onnx(model, image_size), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, cams = self.session.run(None, {"x": x.numpy()})
+        return torch.from_numpy(logits), torch.from_numpy(cams)
+
+
 @dataclass(frozen=True)
 class ServingModel:
     """A loaded, verified, warmed-up model. Immutable: swapping replaces the whole object."""
@@ -28,6 +47,11 @@ class ServingModel:
     device: torch.device
     folder: Path
     source: str
+    onnx: OnnxRunner | None = None
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if self.onnx is not None else "torch"
 
     @property
     def ref(self) -> ModelRef:
@@ -36,7 +60,10 @@ class ServingModel:
     def run(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(N, 1, S, S) normalized batch -> calibrated probabilities (N, 2) and class maps (N, 2, h, w)."""
         with torch.inference_mode():
-            logits, cams = forward_with_cam(self.model, x.to(self.device, non_blocking=True))
+            if self.onnx is not None:
+                logits, cams = self.onnx(x)
+            else:
+                logits, cams = forward_with_cam(self.model, x.to(self.device, non_blocking=True))
             probs = torch.softmax(logits.float() / self.card.temperature, dim=1)
         return probs.cpu().numpy().astype(np.float64), cams.float().cpu().numpy()
 
@@ -57,10 +84,13 @@ class ModelEntry:
 class ModelRegistry:
     """Shipped models live in ``weights_dir``; fine-tuned versions (jobs) under ``trained_dir``."""
 
-    def __init__(self, weights_dir: Path, device: torch.device, trained_dir: Path | None = None) -> None:
+    def __init__(self, weights_dir: Path, device: torch.device, trained_dir: Path | None = None,
+                 backend: str = "torch", threads: int | None = None) -> None:
         self.weights_dir = Path(weights_dir)
         self.trained_dir = Path(trained_dir) if trained_dir else None
         self.device = device
+        self.backend = backend  # auto | torch | onnx
+        self.threads = threads
         self._active: ServingModel | None = None
         self._lock = threading.Lock()  # one load/swap at a time
 
@@ -93,15 +123,33 @@ class ModelRegistry:
         """Load, verify and warm up a model without touching the active one."""
         entry = self.find(name or default_model_name(self.weights_dir))
         loaded = load_model(entry.folder, device=self.device)
-        serving = ServingModel(loaded.card, loaded.model, self.device, entry.folder, entry.source)
+        onnx = None
+        if self._use_onnx():
+            onnx = OnnxRunner(loaded.model, loaded.card.input.image_size, self.threads)
+        serving = ServingModel(loaded.card, loaded.model, self.device, entry.folder, entry.source, onnx)
         serving.warmup()
         return serving
+
+    def _use_onnx(self) -> bool:
+        if self.backend == "torch":
+            return False
+        if self.device.type != "cpu":
+            if self.backend == "onnx":
+                log.warning("backend onnx is for CPU serving; using PyTorch on %s", self.device)
+            return False
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            if self.backend == "onnx":
+                raise WeightsError("backend onnx requested but onnxruntime is not installed") from None
+            return False
+        return True
 
     def activate(self, name: str | None) -> ServingModel:
         """Load then atomically swap: requests already batched finish on the old model."""
         with self._lock:
             serving = self.load(name)
             previous, self._active = self._active, serving
-        log.info("active model: %s %s on %s (was %s)", serving.card.name, serving.card.version, self.device,
-                 previous.card.version if previous else "none")
+        log.info("active model: %s %s on %s, backend %s (was %s)", serving.card.name, serving.card.version, self.device,
+                 serving.backend, previous.card.version if previous else "none")
         return serving

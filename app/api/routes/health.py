@@ -21,4 +21,4 @@ async def get_ready(registry: RegistryDep) -> Ready | JSONResponse:
     active = registry.active
     if active is None:
         return JSONResponse(Ready(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})
-    return Ready(status="ready", device=str(active.device), model=active.ref, backend="torch")
+    return Ready(status="ready", device=str(active.device), model=active.ref, backend=active.backend)

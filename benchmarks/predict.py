@@ -1,0 +1,165 @@
+"""Latency/throughput benchmark of /predict. Prints ONE JSON line.
+
+  .venv/bin/python benchmarks/predict.py [--model NAME] [--requests 40] [--soak 2000]
+
+1. In process: eager PyTorch forward-only ms/image at batch 1 (the floor), and forward + CAM
+   + overlay rendering (what the service adds).
+2. Over HTTP against a real uvicorn process on 127.0.0.1: p50/p95/p99 and throughput with 1
+   client and 16 concurrent clients for PNG 224x224, JPEG 2048x2048, DICOM 2048x2048 16-bit
+   and the peers' workload (PNG 1024x1024), heatmap overlay on and off.
+3. Server RSS after warm-up and after ``--soak`` more requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.services.explainer import render_heatmap  # noqa: E402
+from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
+from models.weights import load_model, resolve_model_dir  # noqa: E402
+from tests.synth import chest_like, dicom_bytes, encode  # noqa: E402
+
+
+def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
+    loaded = load_model(resolve_model_dir(model_name))
+    s = loaded.card.input.image_size
+    x = loaded.card.input.to_tensor(chest_like(s, s))[None]
+    pixels = chest_like(1024, 1024)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            loaded.model(x)
+
+    def forward_cam_overlay() -> None:
+        with torch.inference_mode():
+            _, cams = forward_with_cam(loaded.model, x)
+        render_heatmap(pixels, scale_maps(cams[:, 1]).numpy()[0])
+
+    out = {}
+    for name, fn in (("forward_ms", forward), ("forward_cam_overlay1024_ms", forward_cam_overlay)):
+        for _ in range(5):
+            fn()
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1000)
+        out[name] = round(statistics.median(times), 2)
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+async def load(url: str, body: bytes, ctype: str, params: str, clients: int, n: int) -> dict[str, float]:
+    lat: list[float] = []
+    errors = 0
+    counter = iter(range(n))
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as c:
+        async def worker() -> None:
+            nonlocal errors
+            for _ in counter:
+                t = time.perf_counter()
+                r = await c.post(f"{url}/predict?{params}", content=body, headers={"content-type": ctype})
+                lat.append((time.perf_counter() - t) * 1000)
+                errors += r.status_code != 200
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(clients)])
+        wall = time.perf_counter() - t0
+    q = np.percentile(lat, [50, 95, 99])
+    return {"p50_ms": round(q[0], 1), "p95_ms": round(q[1], 1), "p99_ms": round(q[2], 1),
+            "req_per_s": round(n / wall, 2), "errors": errors}
+
+
+def workloads() -> dict[str, tuple[bytes, str]]:
+    big = chest_like(2048, 2048, seed=1)
+    return {
+        "png224": (encode(chest_like(224, 224)), "image/png"),
+        "jpeg2048": (encode(big, "JPEG", quality=90), "image/jpeg"),
+        "dicom2048_16bit": (dicom_bytes(big.astype(np.uint16) * 16, bits=12), "application/dicom"),
+        "png1024_peers": (encode(chest_like(1024, 1024, seed=2)), "image/png"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--requests", type=int, default=40, help="requests per measurement")
+    ap.add_argument("--soak", type=int, default=2000, help="requests between the two RSS readings")
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    result: dict[str, object] = {"model": args.model or "default", "cpu_cores": os.cpu_count(),
+                                 "in_process": in_process(args.model)}
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CXR_LOG_LEVEL": "WARNING", "CXR_DEVICE": "cpu"}
+    if args.model:
+        env["CXR_MODEL"] = args.model
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        http: dict[str, object] = {}
+        for name, (body, ctype) in workloads().items():
+            for heat in ("overlay", "none"):
+                asyncio.run(load(url, body, ctype, f"heatmap={heat}", 1, 3))  # warm-up
+                key = f"{name}_heatmap_{heat}"
+                http[key] = {"1_client": asyncio.run(load(url, body, ctype, f"heatmap={heat}", 1, args.requests)),
+                             "16_clients": asyncio.run(load(url, body, ctype, f"heatmap={heat}", 16, args.requests * 2))}
+        result["http"] = http
+        rss_warm = rss_mb(proc.pid)
+        body, ctype = workloads()["png224"]
+        soak = asyncio.run(load(url, body, ctype, "heatmap=overlay", 8, args.soak))
+        result["rss_mb"] = {"after_warmup": rss_warm, f"after_{args.soak}_more": rss_mb(proc.pid),
+                            "soak_errors": soak["errors"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    floor = result["in_process"]["forward_ms"]  # type: ignore[index]
+    png = http["png224_heatmap_overlay"]  # type: ignore[index]
+    peers = http["png1024_peers_heatmap_overlay"]  # type: ignore[index]
+    result["ratios"] = {
+        "http_png224_overlay_p50_over_forward": round(png["1_client"]["p50_ms"] / floor, 2),
+        "png224_16_over_1_client_throughput": round(png["16_clients"]["req_per_s"] / png["1_client"]["req_per_s"], 2),
+        "png224_16_clients_p99_over_p50": round(png["16_clients"]["p99_ms"] / png["16_clients"]["p50_ms"], 2),
+        "rss_growth_mb": round(result["rss_mb"][f"after_{args.soak}_more"] - result["rss_mb"]["after_warmup"], 1),  # type: ignore[index]
+        "peers_png1024_1_client_p50_ms": peers["1_client"]["p50_ms"],
+        "peers_png1024_16_clients_req_per_s": peers["16_clients"]["req_per_s"],
+        "peers_png1024_16_clients_p99_ms": peers["16_clients"]["p99_ms"],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
