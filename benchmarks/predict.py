@@ -16,9 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,43 +23,44 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.services.explainer import render_heatmap  # noqa: E402
+from app.services.registry import OnnxRunner  # noqa: E402
+from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
 from models.weights import load_model, resolve_model_dir  # noqa: E402
+from tests.live_server import start_server, wait_ready  # noqa: E402
 from tests.synth import chest_like, dicom_bytes, encode  # noqa: E402
 
 
 def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
+    """Eager forward-only (the floor), and forward + class maps + 1024 px overlay for each backend."""
     loaded = load_model(resolve_model_dir(model_name))
     s = loaded.card.input.image_size
     x = loaded.card.input.to_tensor(chest_like(s, s))[None]
     pixels = chest_like(1024, 1024)
+    onnx = OnnxRunner(loaded.model, s, None)
 
     def forward() -> None:
         with torch.inference_mode():
             loaded.model(x)
 
-    def forward_cam_overlay() -> None:
+    def torch_cam() -> torch.Tensor:
         with torch.inference_mode():
-            _, cams = forward_with_cam(loaded.model, x)
-        render_heatmap(pixels, scale_maps(cams[:, 1]).numpy()[0])
+            return forward_with_cam(loaded.model, x)[1]
 
-    out = {}
-    for name, fn in (("forward_ms", forward), ("forward_cam_overlay1024_ms", forward_cam_overlay)):
-        for _ in range(5):
-            fn()
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1000)
-        out[name] = round(statistics.median(times), 2)
-    return out
+    def with_overlay(run_cam) -> None:
+        render_heatmap(pixels, scale_maps(run_cam()[:, 1]).numpy()[0])
+
+    return {
+        "torch_forward_ms": median_ms(forward, reps),
+        "torch_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(torch_cam), reps),
+        "onnx_forward_cam_ms": median_ms(lambda: onnx(x), reps),
+        "onnx_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(lambda: onnx(x)[1]), reps),
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -108,28 +106,16 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--requests", type=int, default=40, help="requests per measurement")
     ap.add_argument("--soak", type=int, default=2000, help="requests between the two RSS readings")
+    ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="the server's CXR_BACKEND")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    result: dict[str, object] = {"model": args.model or "default", "cpu_cores": os.cpu_count(),
+    result: dict[str, object] = {"model": args.model or "default", "backend": args.backend, "cpu_cores": os.cpu_count(),
                                  "in_process": in_process(args.model)}
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CXR_LOG_LEVEL": "WARNING", "CXR_DEVICE": "cpu"}
-    if args.model:
-        env["CXR_MODEL"] = args.model
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    env = {"CXR_LOG_LEVEL": "WARNING", "CXR_BACKEND": args.backend, **({"CXR_MODEL": args.model} if args.model else {})}
+    proc, url = start_server(env, capture=False)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_ready(proc, url)
         http: dict[str, object] = {}
         for name, (body, ctype) in workloads().items():
             for heat in ("overlay", "none"):
@@ -146,7 +132,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    floor = result["in_process"]["forward_ms"]  # type: ignore[index]
+    floor = result["in_process"]["torch_forward_ms"]  # type: ignore[index]
     png = http["png224_heatmap_overlay"]  # type: ignore[index]
     peers = http["png1024_peers_heatmap_overlay"]  # type: ignore[index]
     result["ratios"] = {

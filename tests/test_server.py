@@ -1,62 +1,25 @@
 """A real uvicorn process on a free port: startup, upload over HTTP, failure exits."""
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.live_server import start_server, wait_ready
 from tests.synth import DATA_ROOT, chest_like, encode
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
-    env.update({"CXR_DEVICE": "cpu", "CXR_LOG_JSON": "true", **extra})
-    return env
-
-
-def _start(weights: Path, state: Path, **extra: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=_env(CXR_WEIGHTS_DIR=str(weights), CXR_STATE_DIR=str(state), **extra),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become ready")
+def _start(weights: Path, state: Path, **extra: str):
+    return start_server({"CXR_WEIGHTS_DIR": str(weights), "CXR_STATE_DIR": str(state), "CXR_LOG_JSON": "true", **extra})
 
 
 @pytest.mark.slow
 def test_real_server_answers_an_upload(tiny_weights, tmp_path):
     proc, url = _start(tiny_weights, tmp_path / "state")
     try:
-        _wait_ready(proc, url)
+        wait_ready(proc, url)
         samples = sorted((DATA_ROOT / "test" / "PNEUMONIA").glob("*.jpeg"))[:1] if DATA_ROOT.is_dir() else []
         data = samples[0].read_bytes() if samples else encode(chest_like(300, 300))
         r = httpx.post(f"{url}/predict", files={"file": ("xray.jpeg", data)}, timeout=30)

@@ -1,0 +1,52 @@
+"""Compare the shipped models: parameters, test metrics (from `cxr evaluate`'s code path), CPU
+ms/image at batch 1 for eager PyTorch and ONNX Runtime, and training time. Prints ONE JSON line.
+
+  .venv/bin/python benchmarks/models.py [--data ../shared/data/chest_xray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.services.registry import OnnxRunner  # noqa: E402
+from benchmarks.timing import median_ms  # noqa: E402
+from models.evaluate import evaluate  # noqa: E402
+from models.gradcam import forward_with_cam  # noqa: E402
+from models.weights import list_shipped, load_model, weights_root  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "chest_xray"))
+    args = ap.parse_args()
+    rows = {}
+    for name in list_shipped():
+        loaded = load_model(weights_root() / name)
+        s = loaded.card.input.image_size
+        x = torch.randn(1, 1, s, s)
+        onnx = OnnxRunner(loaded.model, s, None)
+        with torch.inference_mode():
+            torch_ms = median_ms(lambda: forward_with_cam(loaded.model, x))
+        onnx_ms = median_ms(lambda: onnx(x))
+        report = evaluate(name, Path(args.data), device="cpu")
+        rows[name] = {
+            "params": loaded.card.num_parameters, "image_size": s,
+            "test": {k: report[k] for k in ("n", "auroc", "accuracy", "sensitivity", "specificity", "f1", "ece")},
+            "threshold": loaded.card.threshold, "temperature": round(loaded.card.temperature, 3),
+            "val_auroc": loaded.card.metrics["val"].auroc,
+            "cpu_ms_torch": torch_ms, "cpu_ms_onnx": onnx_ms,
+            "train_minutes": round(loaded.card.training.duration_s / 60, 1), "epochs_run": loaded.card.training.epochs_run,
+        }
+    print(json.dumps({"threads": torch.get_num_threads(), "models": rows}))
+
+
+if __name__ == "__main__":
+    main()
