@@ -29,6 +29,20 @@ def colormap_lut() -> np.ndarray:
     return (matplotlib.colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
+@lru_cache(maxsize=4)
+def blend_table(alpha: float) -> np.ndarray:
+    """(65536, 3) uint8: row ``gray << 8 | heat`` holds the overlay colour of that pair.
+
+    The per-pixel opacity grows with the heat (``alpha * heat``), so cold regions show the
+    X-ray untouched. One table lookup per pixel replaces the colormap + blend arithmetic.
+    """
+    gray = np.arange(256, dtype=np.float64)[:, None, None]
+    heat = np.arange(256, dtype=np.float64)[None, :, None]
+    a = alpha * heat / 255.0
+    table = gray * (1 - a) + colormap_lut().astype(np.float64)[None, :, :] * a
+    return np.round(table).astype(np.uint8).reshape(-1, 3)
+
+
 @dataclass(frozen=True)
 class RenderedHeatmap:
     data: bytes
@@ -69,12 +83,8 @@ def render_heatmap(
         img = Image.fromarray(heat, mode="L")
     else:
         base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
-        color = colormap_lut()[heat].astype(np.uint16)  # (H, W, 3)
-        # per-pixel alpha grows with the heat: cold regions show the X-ray untouched
-        a = (heat.astype(np.uint16) * int(round(alpha * 256)) >> 8)[..., None]  # 0..255
-        gray = base.astype(np.uint16)[..., None]
-        blended = (gray * (255 - a) + color * a + 127) // 255
-        img = Image.fromarray(blended.astype(np.uint8), mode="RGB")
+        index = (base.astype(np.intp) << 8) | heat
+        img = Image.fromarray(np.take(blend_table(round(alpha, 3)), index, axis=0), mode="RGB")
     buf = io.BytesIO()
     if fmt == "png":
         img.save(buf, format="PNG", compress_level=png_compress_level)
