@@ -37,8 +37,24 @@ class QueueFull(CXRError):
         self.retry_after_s = retry_after_s
 
 
+class TrainQueueFull(QueueFull):
+    """Too many training jobs are queued or running (429, as MONAI Label answers)."""
+
+
 class NotReady(CXRError):
     """No model is loaded yet."""
+
+
+class JobNotFound(CXRError):
+    """No training job has this id."""
+
+
+class DatasetNotFound(CXRError):
+    """No dataset at this path under the data root."""
+
+
+class PathNotAllowed(CXRError):
+    """A dataset path is absolute, climbs out of the data root, or the data root is not configured."""
 
 
 STATUS: dict[type[CXRError], int] = {
@@ -51,6 +67,10 @@ STATUS: dict[type[CXRError], int] = {
     ModelNotFound: 404,
     WeightsError: 422,
     QueueFull: 503,
+    TrainQueueFull: 429,
+    JobNotFound: 404,
+    DatasetNotFound: 404,
+    PathNotAllowed: 400,
     NotReady: 503,
 }
 

@@ -15,6 +15,8 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.errors import install_error_handlers
 from app.services.batcher import DynamicBatcher
+from app.services.job_store import JobStore
+from app.services.jobs import JobRunner
 from app.services.metrics import Metrics
 from app.services.predictor import Predictor
 from app.services.registry import ModelRegistry
@@ -28,7 +30,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     settings = settings or Settings()
     metrics = Metrics()
     registry = ModelRegistry(settings.weights_dir, torch.device("cpu"), trained_dir=settings.state_dir / "models",
-                             backend=settings.backend, threads=settings.threads)
+                             backend=settings.backend, threads=settings.threads,
+                             active_file=settings.state_dir / "active.json")
     batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
                              queue_size=settings.queue_size, retry_after_s=settings.retry_after_s, metrics=metrics)
 
@@ -41,7 +44,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             if settings.threads:
                 torch.set_num_threads(settings.threads)
             registry.device = device
-            active = registry.activate(settings.model)
+            active = registry.activate(settings.model or registry.remembered())
+            store = JobStore(settings.state_dir / "jobs.sqlite3")
         except CXRError as exc:
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
@@ -49,10 +53,15 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         log.info("ready: model %s %s (sha256 %s) on %s, backend %s", active.card.name, active.card.version,
                  active.card.sha256[:12], device, active.backend)
         batcher.start()
+        jobs = JobRunner(settings, store, registry)
+        app.state.jobs = jobs
+        jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
             await batcher.stop()
+            store.close()
 
     app = FastAPI(
         title="CXR pneumonia screening",

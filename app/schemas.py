@@ -78,3 +78,52 @@ class ModelEntry(BaseModel):
 class ModelList(BaseModel):
     active: ModelRef | None
     models: list[ModelEntry]
+
+
+class TrainRequest(BaseModel):
+    """POST /train body."""
+
+    model_config = {"extra": "forbid"}
+
+    dataset: str = Field(description="folder relative to CXR_DATA_ROOT with NORMAL/ and PNEUMONIA/ (or train/ with them)")
+    base_model: str | None = Field(None, description="model to fine-tune; default: the active model")
+    epochs: int = Field(3, ge=1, le=100)
+    learning_rate: float = Field(1e-4, gt=0, le=1)
+    batch_size: int = Field(16, ge=1, le=512)
+    freeze_backbone: bool = Field(False, description="train only the classifier head")
+    val_fraction: float = Field(0.2, gt=0, lt=0.9, description="patient-level validation split carved from the data")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    auto_promote: bool = Field(False, description="activate the new version if it is at least as good on validation")
+
+
+class JobProgress(BaseModel):
+    model_config = {"extra": "allow"}
+
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    images_per_s: float | None = None
+    eta_s: float | None = None
+
+
+class Job(BaseModel):
+    id: str
+    state: str = Field(description="queued, running, succeeded, failed, cancelled or interrupted")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    request: dict[str, Any]
+    progress: JobProgress
+    metrics: list[dict[str, Any]] = Field(description="per epoch: train_loss, val_loss, val_auroc, lr, images_per_s")
+    error: str | None
+    model_version: str | None = Field(description="the new model version once the job succeeded")
+    promoted: bool | None
+    promotion_reason: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int

@@ -41,6 +41,8 @@ def _limit(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
 def prepare_data(cfg: TrainConfig, spec: PreprocessSpec) -> dict[str, TensorDataset]:
     """Scan the splits, carve a patient-level validation set out of train, decode everything once."""
     splits = find_splits(Path(cfg.data))
+    if "train" not in splits and splits.get("test") == Path(cfg.data):
+        splits = {"train": Path(cfg.data)}  # a plain NORMAL/ + PNEUMONIA/ folder: all of it is for training
     if "train" not in splits:
         raise DatasetError(f"{cfg.data} has no train/ split folder")
     train_all = _limit(scan_class_folders(splits["train"]).samples, cfg.limit, cfg.seed)
@@ -75,7 +77,13 @@ def write_predictions(path: Path, data: TensorDataset, p_pos: np.ndarray, thresh
 def train_and_package(
     cfg: TrainConfig, *, command: str, on_progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None, card_extra: dict[str, Any] | None = None,
+    compare_with: Path | None = None,
 ) -> ModelCard:
+    """Train, calibrate and write carded weights to ``cfg.out``.
+
+    ``compare_with``: a model folder (the base of a fine-tune) that is scored on the same
+    validation split with its own temperature and threshold; its metrics go into the card.
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     spec = PreprocessSpec(image_size=cfg.image_size)
@@ -92,6 +100,12 @@ def train_and_package(
     metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_val, threshold))}
     log.info("calibration: temperature %.3f, threshold %.4f (val sensitivity >= %.2f)", temperature, threshold,
              cfg.min_sensitivity)
+    base_metrics = None
+    if compare_with is not None:
+        base = load_model(Path(compare_with))
+        base_logits = predict_logits(base.model, data["val"].images, spec, select_device("cpu"))
+        p_base = calibrated_p_pneumonia(base_logits, base.card.temperature).numpy()
+        base_metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_base, base.card.threshold))}
     out = Path(cfg.out)
     p_test = None
     if "test" in data and len(data["test"]):
@@ -122,6 +136,7 @@ def train_and_package(
             history=result.history, skipped_files=sum(len(v.skipped) for v in data.values()),
         ),
         metrics=metrics,
+        base_metrics=base_metrics,
         **(card_extra or {}),
     )
     card = save_model(out, result.model, card)

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     heatmap_alpha: float = Field(0.5, ge=0, le=1)
     png_compress_level: int = Field(1, ge=0, le=9)
 
+    data_root: Path | None = Field(None, description="server-side folder that POST /train datasets are relative to")
+    train_threads: int = Field(1, ge=1, le=64, description="CPU threads of a training worker (inference keeps the rest)")
+    train_queue_size: int = Field(4, ge=1, le=100, description="queued + running jobs before POST /train answers 429")
+    min_images_per_class: int = Field(20, ge=1, description="422 for a training dataset with fewer")
+    cancel_grace_s: float = Field(10.0, ge=0, description="seconds a cancelled worker gets before it is killed")
+
     log_level: str = "INFO"
     log_json: bool = True
     docs_enabled: bool = True

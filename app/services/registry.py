@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from app.schemas import ModelRef
-from models.card import ModelCard, read_card
+from models.card import ModelCard, read_card, write_json_atomic
 from models.errors import ModelNotFound, WeightsError
 from models.gradcam import forward_with_cam
 from models.weights import default_model_name, load_model
@@ -85,12 +86,13 @@ class ModelRegistry:
     """Shipped models live in ``weights_dir``; fine-tuned versions (jobs) under ``trained_dir``."""
 
     def __init__(self, weights_dir: Path, device: torch.device, trained_dir: Path | None = None,
-                 backend: str = "torch", threads: int | None = None) -> None:
+                 backend: str = "torch", threads: int | None = None, active_file: Path | None = None) -> None:
         self.weights_dir = Path(weights_dir)
         self.trained_dir = Path(trained_dir) if trained_dir else None
         self.device = device
         self.backend = backend  # auto | torch | onnx
         self.threads = threads
+        self.active_file = active_file  # remembers the active model across restarts
         self._active: ServingModel | None = None
         self._lock = threading.Lock()  # one load/swap at a time
 
@@ -145,11 +147,24 @@ class ModelRegistry:
             return False
         return True
 
+    def remembered(self) -> str | None:
+        """The model that was active before the last restart, if its folder still exists."""
+        if self.active_file is None or not self.active_file.is_file():
+            return None
+        try:
+            folder = json.loads(self.active_file.read_text())["model"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return folder if (Path(folder) / "card.json").is_file() else None
+
     def activate(self, name: str | None) -> ServingModel:
         """Load then atomically swap: requests already batched finish on the old model."""
         with self._lock:
             serving = self.load(name)
             previous, self._active = self._active, serving
+            if self.active_file is not None:
+                self.active_file.parent.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(self.active_file, {"model": str(serving.folder)})
         log.info("active model: %s %s on %s, backend %s (was %s)", serving.card.name, serving.card.version, self.device,
                  serving.backend, previous.card.version if previous else "none")
         return serving

@@ -1,0 +1,62 @@
+"""POST /train and friends: background fine-tuning jobs (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import AdminDep, JobsDep, RegistryDep, SettingsDep
+from app.schemas import ErrorResponse, Job, JobList, TrainRequest
+from app.services.datasets import check_dataset, resolve_dataset
+from models.weights import default_model_name
+
+router = APIRouter(tags=["train"], dependencies=[AdminDep])
+_ERRORS = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+           429: {"model": ErrorResponse}}
+
+_PUBLIC_FIELDS = set(Job.model_fields)
+
+
+def _job(row: dict[str, Any]) -> Job:
+    public = {k: v for k, v in row.items() if k in _PUBLIC_FIELDS}
+    public["request"] = {k: v for k, v in row["request"].items() if not k.endswith("_dir")}
+    return Job(**public)
+
+
+@router.post("/train", response_model=Job, status_code=202, responses=_ERRORS,
+             summary="start a fine-tuning job in the background; returns at once")
+async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep, registry: RegistryDep,
+                           settings: SettingsDep) -> Job:
+    folder = resolve_dataset(settings.data_root, body.dataset)
+    counts = await run_in_threadpool(check_dataset, folder, settings.min_images_per_class)
+    base_name = body.base_model or (registry.active.folder.name if registry.active else default_model_name(settings.weights_dir))
+    base = registry.find(base_name)
+    request = body.model_dump() | {"base_model": base.name, "dataset_counts": counts, "dataset_dir": str(folder),
+                                   "base_model_dir": str(base.folder), "threads": settings.train_threads}
+    job = jobs.submit(request)
+    response.headers["Location"] = f"/train/{job['id']}"
+    return _job(job)
+
+
+@router.get("/train", response_model=JobList, summary="training jobs, newest first")
+async def list_train_jobs(jobs: JobsDep, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> JobList:
+    rows, total = jobs.store.list(limit=limit, offset=offset)
+    return JobList(jobs=[_job(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/train/{job_id}", response_model=Job, responses=_ERRORS, summary="one job: state, progress, metrics")
+async def get_train_job(job_id: str, jobs: JobsDep) -> Job:
+    return _job(jobs.get(job_id))
+
+
+@router.delete("/train/{job_id}", response_model=Job, responses=_ERRORS, summary="cancel a queued or running job")
+async def cancel_train_job(job_id: str, jobs: JobsDep) -> Job:
+    return _job(jobs.cancel(job_id))
+
+
+@router.post("/train/{job_id}/resume", response_model=Job, status_code=202, responses=_ERRORS,
+             summary="resume an interrupted job from its last epoch checkpoint")
+async def resume_train_job(job_id: str, jobs: JobsDep) -> Job:
+    return _job(jobs.resume(job_id))

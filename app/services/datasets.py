@@ -1,0 +1,38 @@
+"""Training datasets referenced by a path relative to CXR_DATA_ROOT, checked before a job is queued."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from app.errors import DatasetNotFound, PathNotAllowed
+from models.data import find_splits, scan_class_folders
+from models.errors import DatasetError
+
+
+def resolve_dataset(data_root: Path | None, relative: str) -> Path:
+    """A folder under ``data_root``; never an absolute path, ``..``, or a symlink that leaves the root."""
+    if data_root is None:
+        raise PathNotAllowed("server-side datasets are off: set CXR_DATA_ROOT to a folder of datasets")
+    rel = PurePosixPath(relative)
+    if not relative or rel.is_absolute() or ".." in rel.parts or relative.startswith(("\\", "~")) or ":" in relative:
+        raise PathNotAllowed(f"dataset path {relative!r} must be relative to the data root, without '..'")
+    root = Path(data_root).resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root):
+        raise PathNotAllowed(f"dataset path {relative!r} leaves the data root")
+    if not target.is_dir():
+        raise DatasetNotFound(f"dataset {relative!r} does not exist under the data root")
+    return target
+
+
+def check_dataset(folder: Path, min_per_class: int) -> dict[str, int]:
+    """Per-class image counts of the training part; DatasetError (422) when unusable."""
+    splits = find_splits(folder)
+    train = splits.get("train") or (folder if splits.get("test") == folder else None)
+    if train is None:
+        raise DatasetError("dataset has no NORMAL/ and PNEUMONIA/ folders (or train/ with them)")
+    counts = scan_class_folders(train).counts()
+    short = {k: v for k, v in counts.items() if v < min_per_class}
+    if short:
+        raise DatasetError(f"dataset needs at least {min_per_class} images per class; has {counts}")
+    return counts

@@ -1,0 +1,126 @@
+"""SQLite (WAL) job store: the single source of truth for fine-tuning jobs, shared by the server and workers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    request TEXT NOT NULL,
+    progress TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    model_version TEXT,
+    promoted INTEGER,
+    promotion_reason TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    resume INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+"""
+ACTIVE_STATES = ("queued", "running")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+_JSON_FIELDS = ("request", "progress", "metrics")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _row(self, row: sqlite3.Row | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        job = dict(row)
+        for key in _JSON_FIELDS:
+            job[key] = json.loads(job[key]) if job[key] else ({} if key != "metrics" else [])
+        job["promoted"] = None if job["promoted"] is None else bool(job["promoted"])
+        return job
+
+    def create(self, request: dict[str, Any]) -> dict[str, Any]:
+        job_id = uuid.uuid4().hex[:12]
+        with self._lock:
+            self._db.execute("INSERT INTO jobs (id, state, created_at, request) VALUES (?, 'queued', ?, ?)",
+                             (job_id, now(), json.dumps(request)))
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._row(self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    def list(self, *, limit: int = 20, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                                    (limit, offset)).fetchall()
+            total = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        return [self._row(r) for r in rows], int(total)  # type: ignore[misc]
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        for key in _JSON_FIELDS:
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._lock:
+            self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
+
+    def transition(self, job_id: str, from_states: tuple[str, ...], to_state: str, **fields: Any) -> bool:
+        """Atomically move a job between states; False when it was in none of ``from_states``."""
+        for key in _JSON_FIELDS:
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
+        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
+        marks = ", ".join("?" for _ in from_states)
+        with self._lock:
+            cur = self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({marks})",
+                                   (to_state, *fields.values(), job_id, *from_states))
+        return cur.rowcount == 1
+
+    def count_active(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0])
+
+    def next_queued(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._row(self._db.execute(
+                "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1").fetchone())
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def mark_interrupted(self) -> list[str]:
+        """At server start: jobs left 'running' by a dead server become 'interrupted' (resumable)."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = 'running'").fetchall()]
+            self._db.execute("UPDATE jobs SET state = 'interrupted', pid = NULL, error = "
+                             "'the server stopped while this job was running; POST /train/{id}/resume continues it' "
+                             "WHERE state = 'running'")
+        return ids

@@ -1,0 +1,149 @@
+"""Runs queued fine-tuning jobs one at a time, each in its own worker process (app/worker.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from app.core.config import Settings
+from app.errors import BadRequest, JobNotFound, TrainQueueFull
+from app.services.job_store import JobStore, now
+from app.services.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class JobRunner:
+    def __init__(self, settings: Settings, store: JobStore, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self._proc: asyncio.subprocess.Process | None = None
+        self._job_id: str | None = None
+        self._cancel_seen: float | None = None
+        self._task: asyncio.Task | None = None
+
+    # -- API used by the routes -------------------------------------------------------------
+    def submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.store.count_active() >= self.settings.train_queue_size:
+            raise TrainQueueFull(f"{self.settings.train_queue_size} training jobs are already queued or running; retry later",
+                            retry_after_s=60)
+        return self.store.create(request)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no training job {job_id!r}")
+        return job
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if job["state"] == "queued" and self.store.transition(job_id, ("queued",), "cancelled", finished_at=now()):
+            return self.get(job_id)
+        if job["state"] == "running":
+            self.store.update(job_id, cancel_requested=1)
+            return self.get(job_id)
+        raise BadRequest(f"job {job_id} is {job['state']}; only queued or running jobs can be cancelled")
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if self.store.count_active() >= self.settings.train_queue_size:
+            raise TrainQueueFull("the training queue is full; retry later", retry_after_s=60)
+        if not self.store.transition(job_id, ("interrupted",), "queued", resume=1, error=None, cancel_requested=0):
+            raise BadRequest(f"job {job_id} is {job['state']}; only interrupted jobs can be resumed")
+        return self.get(job_id)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def start(self) -> None:
+        interrupted = self.store.mark_interrupted()
+        if interrupted:
+            log.warning("marked %d job(s) interrupted after a restart: %s", len(interrupted), ", ".join(interrupted))
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="cxr-jobs")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()  # the job is marked interrupted at the next start
+            try:
+                await asyncio.wait_for(self._proc.wait(), 10)
+            except asyncio.TimeoutError:
+                self._proc.kill()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job runner tick failed")
+            await asyncio.sleep(0.5)
+
+    async def _tick(self) -> None:
+        if self._proc is None:
+            job = self.store.next_queued()
+            if job is not None:
+                await self._launch(job)
+            return
+        job_id = self._job_id
+        assert job_id is not None
+        if self._proc.returncode is None:
+            if self.store.cancel_requested(job_id):
+                self._cancel_seen = self._cancel_seen or time.monotonic()
+                if time.monotonic() - self._cancel_seen > self.settings.cancel_grace_s:
+                    self._proc.kill()  # it did not stop between steps in time
+            return
+        code = self._proc.returncode
+        self._proc, self._job_id, self._cancel_seen = None, None, None
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        if job["state"] == "running":  # the worker died without recording an outcome
+            reason = "cancelled" if job["cancel_requested"] else f"worker exited with code {code}"
+            state = "cancelled" if job["cancel_requested"] else "failed"
+            self.store.transition(job_id, ("running",), state, finished_at=now(), error=None if state == "cancelled" else reason,
+                                  pid=None)
+            log.warning("job %s: %s", job_id, reason)
+        elif job["state"] == "succeeded" and job["promoted"]:
+            try:
+                await run_in_threadpool(self.registry.activate, job["model_version"])
+            except Exception as exc:
+                self.store.update(job_id, promoted=0, promotion_reason=f"activation failed: {exc}")
+                log.error("job %s: promotion of %s failed: %s", job_id, job["model_version"], exc)
+
+    async def _launch(self, job: dict[str, Any]) -> None:
+        if not self.store.transition(job["id"], ("queued",), "running", started_at=now(), cancel_requested=0):
+            return
+        state = self.settings.state_dir
+        log_dir = state / "jobs" / job["id"]
+        log_dir.mkdir(parents=True, exist_ok=True)
+        threads = str(self.settings.train_threads)
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        with open(log_dir / "job.log", "ab") as logf:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "app.worker", "--db", str(self.store.path), "--job", job["id"],
+                "--state-dir", str(state), cwd=str(ROOT), env=env, stdout=logf, stderr=logf,
+                start_new_session=True,
+            )
+        self._job_id = job["id"]
+        self.store.update(job["id"], pid=self._proc.pid)
+        log.info("job %s started (pid %d)", job["id"], self._proc.pid)
+
+    def kill_worker(self) -> None:
+        """Tests and faults: kill -9 the running worker."""
+        if self._proc is not None and self._proc.returncode is None:
+            os.kill(self._proc.pid, signal.SIGKILL)

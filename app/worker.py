@@ -1,0 +1,126 @@
+"""A fine-tuning job in its own process: ``python -m app.worker --db STATE/jobs.sqlite3 --job ID``.
+
+It reuses the training code of `cxr train` (models.package.train_and_package), reports progress
+and per-epoch metrics into SQLite, stops between steps when the job is cancelled, and publishes
+the new version atomically: written to a temporary folder, renamed into ``models/`` only when
+complete. Promotion (swapping the serving model) is the server's business, not the worker's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from app.services.job_store import JobStore, now
+from models.config import TrainConfig
+from models.errors import CXRError
+from models.package import train_and_package
+from models.train import TrainingCancelled
+from models.card import read_card
+
+log = logging.getLogger("app.worker")
+
+
+def promotion_decision(card: Any) -> tuple[bool, str]:
+    """Promote only if validation AUROC does not drop and sensitivity at the threshold does not drop."""
+    new, base = card.metrics.get("val"), (card.base_metrics or {}).get("val")
+    if new is None or base is None:
+        return False, "no base-model metrics on the same validation split"
+    if new.auroc < base.auroc:
+        return False, f"validation AUROC {new.auroc:.4f} is below the base model's {base.auroc:.4f}"
+    if new.sensitivity < base.sensitivity:
+        return False, f"sensitivity {new.sensitivity:.4f} is below the base model's {base.sensitivity:.4f}"
+    return True, f"validation AUROC {new.auroc:.4f} >= base {base.auroc:.4f}, sensitivity kept"
+
+
+def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
+    job = store.get(job_id)
+    if job is None:
+        log.error("job %s does not exist", job_id)
+        return 2
+    req = job["request"]
+    work = state_dir / "jobs" / job_id
+    out = work / "out"
+    base_dir = Path(req["base_model_dir"])
+    base_card = read_card(base_dir)
+    cfg = TrainConfig(
+        arch=base_card.architecture, data=req["dataset_dir"], out=str(out), epochs=req["epochs"],
+        batch_size=req["batch_size"], lr=req["learning_rate"], image_size=base_card.input.image_size,
+        seed=req["seed"], val_fraction=req["val_fraction"], freeze_epochs=req["epochs"] if req["freeze_backbone"] else 0,
+        patience=max(2, req["epochs"]), init_from=str(base_dir), pretrained=False, device="cpu",
+        threads=req.get("threads"), resume=bool(job.get("resume")), name=f"{base_card.name}-ft-{job_id}",
+        version=time.strftime("%Y%m%d-%H%M%S"), extra_val_from_official=False,
+    )
+    last_write = 0.0
+    metrics: list[dict[str, Any]] = list(job["metrics"]) if cfg.resume else []
+
+    def on_progress(event: dict[str, Any]) -> None:
+        nonlocal last_write
+        if "epoch_done" in event:
+            metrics.append(event["epoch_done"])
+            store.update(job_id, metrics=metrics)
+            return
+        if time.monotonic() - last_write > 1.0:
+            store.update(job_id, progress=event)
+            last_write = time.monotonic()
+
+    try:
+        card = train_and_package(cfg, command=f"POST /train job {job_id}", on_progress=on_progress,
+                                 should_stop=lambda: store.cancel_requested(job_id), compare_with=base_dir,
+                                 card_extra=None)
+        final = state_dir / "models" / card.name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.with_name("publish")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for name in ("model.safetensors", "card.json", "test_predictions.csv"):
+            if (out / name).exists():
+                shutil.copy2(out / name, staging / name)
+        os.replace(staging, final)  # atomic: a half-written version is never visible
+        promote, reason = promotion_decision(card) if req.get("auto_promote") else (False, "auto_promote is off")
+        store.transition(job_id, ("running",), "succeeded", finished_at=now(), model_version=card.name,
+                         promoted=int(promote), promotion_reason=reason, pid=None,
+                         progress={"epoch": card.training.epochs_run, "done": True})
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
+    except TrainingCancelled:
+        store.transition(job_id, ("running",), "cancelled", finished_at=now(), pid=None)
+        return 0
+    except CXRError as exc:
+        store.transition(job_id, ("running",), "failed", finished_at=now(), error=exc.detail, pid=None)
+        return 1
+    except MemoryError:
+        store.transition(job_id, ("running",), "failed", finished_at=now(), error="out of memory", pid=None)
+        return 1
+    except Exception as exc:  # anything else: recorded, never lost
+        log.exception("job %s failed", job_id)
+        store.transition(job_id, ("running",), "failed", finished_at=now(), error=f"{type(exc).__name__}: {exc}"[:500],
+                         pid=None)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.worker")
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--job", required=True)
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--nice", type=int, default=10)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.nice:
+        os.nice(args.nice)  # training yields the CPU to inference
+    store = JobStore(Path(args.db))
+    try:
+        return run_job(store, args.job, Path(args.state_dir))
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""POST /train end to end: a worker process fine-tunes the tiny model; versions, activation, cancel, restart."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.services.job_store import JobStore
+from tests.synth import chest_like, encode, write_dataset
+
+
+@pytest.fixture()
+def train_settings(settings, tmp_path):
+    root = tmp_path / "data"
+    write_dataset(root / "site1", per_class=20, size=64, splits=("train",))
+    one = root / "one-class" / "NORMAL"
+    one.mkdir(parents=True)
+    for i in range(25):
+        (one / f"IM-{i:04d}-0001.png").write_bytes(encode(chest_like(64, 64, seed=i)))
+    return settings.model_copy(update={"data_root": root, "min_images_per_class": 20, "train_threads": 1})
+
+
+def _wait(client, job_id, states=("succeeded", "failed", "cancelled"), timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/train/{job_id}").json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job stuck: {job}")
+
+
+@pytest.mark.slow
+def test_train_then_activate_then_predict_with_the_new_version(train_settings):
+    with TestClient(create_app(train_settings, configure_logs=False)) as c:
+        r = c.post("/train", json={"dataset": "site1", "epochs": 1, "batch_size": 8, "val_fraction": 0.3})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/train/{job['id']}" and job["state"] in ("queued", "running")
+        assert job["request"]["dataset_counts"] == {"NORMAL": 20, "PNEUMONIA": 20}
+        # inference keeps answering while the job runs
+        for _ in range(3):
+            assert c.post("/predict?heatmap=none", files={"file": ("a.png", encode(chest_like(100, 100)))}).status_code == 200
+        done = _wait(c, job["id"])
+        assert done["state"] == "succeeded", done
+        assert done["model_version"].startswith("tiny-ft-") and len(done["metrics"]) == 1
+        assert {"train_loss", "val_loss", "val_auroc"} <= set(done["metrics"][0])
+        assert done["promoted"] is False and done["promotion_reason"] == "auto_promote is off"
+        listed = {m["name"]: m for m in c.get("/models").json()["models"]}
+        new = listed[done["model_version"]]
+        assert new["source"] == "trained" and not new["active"]
+        assert new["card"]["base_metrics"]["val"]["n"] == new["card"]["metrics"]["val"]["n"]
+        assert c.get("/train").json()["jobs"][0]["id"] == job["id"]
+
+        r = c.post(f"/models/{done['model_version']}/activate")
+        assert r.status_code == 200, r.text
+        pred = c.post("/predict", files={"file": ("a.png", encode(chest_like(100, 100)))}).json()
+        assert pred["model"]["name"] == done["model_version"]
+        assert c.post("/models/tiny/activate").status_code == 200  # rollback
+    # the active version survives a restart
+    with TestClient(create_app(train_settings.model_copy(update={"model": None}), configure_logs=False)) as c:
+        assert c.get("/readyz").json()["model"]["name"] == "tiny"
+
+
+@pytest.mark.parametrize("body,status,detail", [
+    ({"dataset": "../etc", "epochs": 1}, 400, "without '..'"),
+    ({"dataset": "/etc", "epochs": 1}, 400, "must be relative"),
+    ({"dataset": "nope", "epochs": 1}, 404, "does not exist under the data root"),
+    ({"dataset": "one-class", "epochs": 1}, 422, "missing the class folder(s): PNEUMONIA"),
+    ({"dataset": "site1", "epochs": 0}, 422, "invalid request: body.epochs"),
+    ({"dataset": "site1", "learning_rate": 2}, 422, "invalid request: body.learning_rate"),
+    ({"dataset": "site1", "batch_size": 1000}, 422, "invalid request: body.batch_size"),
+    ({"dataset": "site1", "base_model": "nope"}, 404, "no model named 'nope'"),
+    ({"dataset": "site1", "surprise": 1}, 422, "invalid request: body.surprise"),
+])
+def test_bad_train_requests(train_settings, body, status, detail):
+    with TestClient(create_app(train_settings, configure_logs=False)) as c:
+        r = c.post("/train", json=body)
+        assert r.status_code == status, r.text
+        assert detail in r.json()["detail"]
+        assert c.get("/train").json()["total"] == 0  # nothing was queued
+        assert c.get("/train/doesnotexist").status_code == 404
+
+
+def test_small_dataset_is_refused(train_settings):
+    with TestClient(create_app(train_settings.model_copy(update={"min_images_per_class": 50}), configure_logs=False)) as c:
+        r = c.post("/train", json={"dataset": "site1"})
+        assert r.status_code == 422 and "at least 50 images per class" in r.json()["detail"]
+
+
+def test_queue_full_cancel_and_restart_resume(train_settings):
+    s = train_settings.model_copy(update={"train_queue_size": 2})
+    state = s.state_dir
+    store = JobStore(state / "jobs.sqlite3")
+    ghost = store.create({"dataset": "site1"})
+    store.transition(ghost["id"], ("queued",), "running")  # a job the previous server left running
+    store.close()
+    app = create_app(s, configure_logs=False)
+    with TestClient(app) as c:
+        j = c.get(f"/train/{ghost['id']}").json()
+        assert j["state"] == "interrupted" and "resume" in j["error"]
+        app.state.jobs._task.cancel()  # hold the queue still for this test
+        a = c.post("/train", json={"dataset": "site1", "epochs": 1}).json()
+        b = c.post("/train", json={"dataset": "site1", "epochs": 1}).json()
+        r = c.post("/train", json={"dataset": "site1", "epochs": 1})
+        assert r.status_code == 429 and r.headers["retry-after"] == "60" and "already queued or running" in r.json()["detail"]
+        assert c.delete(f"/train/{b['id']}").json()["state"] == "cancelled"
+        assert c.delete(f"/train/{b['id']}").status_code == 400
+        assert c.post(f"/train/{ghost['id']}/resume").json()["state"] == "queued"
+        assert c.post(f"/train/{a['id']}/resume").status_code in (400, 429)
+        assert c.get("/train?limit=2").json()["total"] == 3
+
+
+@pytest.mark.slow
+def test_killed_worker_fails_the_job_and_spares_the_server(train_settings):
+    with TestClient(create_app(train_settings, configure_logs=False)) as c:
+        job = c.post("/train", json={"dataset": "site1", "epochs": 30, "batch_size": 4}).json()
+        _wait(c, job["id"], states=("running",))
+        deadline = time.time() + 60
+        while c.app.state.jobs._proc is None and time.time() < deadline:
+            time.sleep(0.1)
+        c.app.state.jobs.kill_worker()
+        done = _wait(c, job["id"])
+        assert done["state"] == "failed" and "worker exited with code -9" in done["error"]
+        assert c.get("/readyz").status_code == 200
+        assert c.get("/models").json()["active"]["name"] == "tiny"
+        assert not [m for m in c.get("/models").json()["models"] if m["source"] == "trained"]
+
+
+@pytest.mark.slow
+def test_cancel_a_running_job_within_seconds(train_settings):
+    with TestClient(create_app(train_settings, configure_logs=False)) as c:
+        job = c.post("/train", json={"dataset": "site1", "epochs": 50, "batch_size": 2}).json()
+        _wait(c, job["id"], states=("running",))
+        time.sleep(3)  # let the worker get into its epochs
+        t0 = time.time()
+        assert c.delete(f"/train/{job['id']}").status_code == 200
+        done = _wait(c, job["id"], timeout=30)
+        assert done["state"] == "cancelled" and time.time() - t0 < 15
+        assert done["model_version"] is None
