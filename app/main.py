@@ -15,6 +15,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.errors import install_error_handlers
 from app.services.batcher import DynamicBatcher
+from app.services.dataset_store import DatasetStore
 from app.services.job_store import JobStore
 from app.services.jobs import JobRunner
 from app.services.metrics import Metrics
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.state.registry = registry
     app.state.batcher = batcher
     app.state.predictor = Predictor(settings, registry, batcher, metrics)
+    app.state.datasets = DatasetStore(settings.state_dir / "datasets", max_files=settings.max_dataset_files,
+                                      max_bytes=settings.max_dataset_uncompressed_bytes,
+                                      min_per_class=settings.min_images_per_class)
     install_error_handlers(app)
     app.include_router(api_router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

@@ -85,7 +85,8 @@ class TrainRequest(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    dataset: str = Field(description="folder relative to CXR_DATA_ROOT with NORMAL/ and PNEUMONIA/ (or train/ with them)")
+    dataset: str = Field(description="an uploaded dataset id (POST /datasets), or a folder relative to CXR_DATA_ROOT "
+                         "with NORMAL/ and PNEUMONIA/ (or train/ and val/ with them)")
     base_model: str | None = Field(None, description="model to fine-tune; default: the active model")
     epochs: int = Field(3, ge=1, le=100)
     learning_rate: float = Field(1e-4, gt=0, le=1)
@@ -127,3 +128,21 @@ class JobList(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class RejectedFile(BaseModel):
+    file: str
+    reason: str
+
+
+class Dataset(BaseModel):
+    id: str
+    filename: str | None
+    created_at: str
+    counts: dict[str, dict[str, int]] = Field(description="split (train, val) -> class -> valid images")
+    rejected_count: int
+    rejected: list[RejectedFile] = Field(description="first 200 rejected files with reasons")
+
+
+class DatasetList(BaseModel):
+    datasets: list[Dataset]

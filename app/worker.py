@@ -55,7 +55,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         seed=req["seed"], val_fraction=req["val_fraction"], freeze_epochs=req["epochs"] if req["freeze_backbone"] else 0,
         patience=max(2, req["epochs"]), init_from=str(base_dir), pretrained=False, device="cpu",
         threads=req.get("threads"), resume=bool(job.get("resume")), name=f"{base_card.name}-ft-{job_id}",
-        version=time.strftime("%Y%m%d-%H%M%S"), extra_val_from_official=False,
+        version=time.strftime("%Y%m%d-%H%M%S"), extra_val_from_official=False, prefer_given_val=True,
     )
     last_write = 0.0
     metrics: list[dict[str, Any]] = list(job["metrics"]) if cfg.resume else []

@@ -34,6 +34,7 @@ class TrainConfig:
     name: str | None = None
     version: str | None = None
     extra_val_from_official: bool = True  # add the official 16-image val split to the validation set
+    prefer_given_val: bool = False  # a dataset's own val/ split is the validation set (no carving)
     notes: str = ""
     label_smoothing: float = 0.0
 

@@ -46,9 +46,12 @@ def prepare_data(cfg: TrainConfig, spec: PreprocessSpec) -> dict[str, TensorData
     if "train" not in splits:
         raise DatasetError(f"{cfg.data} has no train/ split folder")
     train_all = _limit(scan_class_folders(splits["train"]).samples, cfg.limit, cfg.seed)
-    train_s, val_s = split_by_patient(train_all, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    if cfg.extra_val_from_official and "val" in splits:
-        val_s += scan_class_folders(splits["val"], require_all_classes=False).samples
+    if cfg.prefer_given_val and "val" in splits:
+        train_s, val_s = train_all, scan_class_folders(splits["val"]).samples
+    else:
+        train_s, val_s = split_by_patient(train_all, val_fraction=cfg.val_fraction, seed=cfg.seed)
+        if cfg.extra_val_from_official and "val" in splits:
+            val_s += scan_class_folders(splits["val"], require_all_classes=False).samples
     out = {"train": load_tensors(train_s, spec, progress=True), "val": load_tensors(val_s, spec, progress=True)}
     if "test" in splits:
         out["test"] = load_tensors(scan_class_folders(splits["test"], require_all_classes=False).samples, spec)

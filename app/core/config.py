@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     train_threads: int = Field(1, ge=1, le=64, description="CPU threads of a training worker (inference keeps the rest)")
     train_queue_size: int = Field(4, ge=1, le=100, description="queued + running jobs before POST /train answers 429")
     min_images_per_class: int = Field(20, ge=1, description="422 for a training dataset with fewer")
+    max_dataset_bytes: int = Field(2 * 1024**3, ge=1024, description="413 above this upload size for /datasets")
+    max_dataset_files: int = Field(100_000, ge=1, description="files an archive may hold")
+    max_dataset_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="what an archive may expand to")
     cancel_grace_s: float = Field(10.0, ge=0, description="seconds a cancelled worker gets before it is killed")
 
     log_level: str = "INFO"

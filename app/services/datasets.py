@@ -25,6 +25,19 @@ def resolve_dataset(data_root: Path | None, relative: str) -> Path:
     return target
 
 
+def locate_layout(folder: Path) -> Path:
+    """The folder holding train/ or NORMAL/ + PNEUMONIA/, looking through one lone top-level folder."""
+    try:
+        find_splits(folder)
+        return folder
+    except DatasetError:
+        children = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if len(children) == 1:
+            find_splits(children[0])
+            return children[0]
+        raise
+
+
 def check_dataset(folder: Path, min_per_class: int) -> dict[str, int]:
     """Per-class image counts of the training part; DatasetError (422) when unusable."""
     splits = find_splits(folder)

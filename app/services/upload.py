@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import FormParser, parse_options_header
+from python_multipart.multipart import FormParser, MultipartParser, parse_options_header
 
 from app.errors import BadRequest, UploadTooLarge
 from models.errors import UnsupportedImageType
@@ -78,3 +80,80 @@ async def read_image_upload(request: Request, limit: int, field: str = "file") -
     if not data:
         raise BadRequest("empty upload: no image bytes received")
     return data
+
+
+async def stream_to_file(request: Request, dest: Path, limit: int, field: str = "file") -> str | None:
+    """Stream an upload (multipart field ``field`` or the raw body) to ``dest`` without holding it in memory.
+
+    Returns the client's file name when multipart gave one. 413 as soon as ``limit`` is passed.
+    """
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise UploadTooLarge(f"upload of {declared} bytes exceeds the limit of {limit} bytes")
+    written = 0
+    filename: list[str | None] = [None]
+    with open(dest, "wb") as out:
+        if media == "multipart/form-data":
+            _, params = parse_options_header(content_type)
+            boundary = params.get(b"boundary")
+            if not boundary:
+                raise BadRequest("multipart body without a boundary parameter in Content-Type")
+            state = {"name": None, "in_file": False, "found": False}
+
+            def on_part_begin() -> None:
+                state.update(name=None, in_file=False)
+
+            headers: dict[bytes, bytes] = {}
+            current: list[bytes] = [b"", b""]
+
+            def on_header_field(data: bytes, start: int, end: int) -> None:
+                current[0] += data[start:end]
+
+            def on_header_value(data: bytes, start: int, end: int) -> None:
+                current[1] += data[start:end]
+
+            def on_header_end() -> None:
+                headers[current[0].lower()] = current[1]
+                current[0], current[1] = b"", b""
+
+            def on_headers_finished() -> None:
+                _, disp = parse_options_header(headers.get(b"content-disposition", b""))
+                name = disp.get(b"name", b"").decode("latin-1")
+                state["in_file"] = name == field and not state["found"]
+                if state["in_file"]:
+                    state["found"] = True
+                    fn = disp.get(b"filename")
+                    filename[0] = fn.decode("latin-1") if fn else None
+                headers.clear()
+
+            def on_part_data(data: bytes, start: int, end: int) -> None:
+                nonlocal written
+                if state["in_file"]:
+                    written += end - start
+                    if written > limit:
+                        raise UploadTooLarge(f"upload exceeds the limit of {limit} bytes")
+                    out.write(data[start:end])
+
+            parser = MultipartParser(boundary, {
+                "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+                "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+            })
+            try:
+                async for chunk in request.stream():
+                    parser.write(chunk)
+                parser.finalize()
+            except (FormParserError, ValueError) as exc:
+                raise BadRequest(f"malformed multipart body: {exc}") from None
+            if not state["found"]:
+                raise BadRequest(f"multipart body has no '{field}' field; send the archive as -F {field}=@dataset.zip")
+        else:
+            async for chunk in request.stream():
+                written += len(chunk)
+                if written > limit:
+                    raise UploadTooLarge(f"upload exceeds the limit of {limit} bytes")
+                out.write(chunk)
+    if written == 0:
+        raise BadRequest("empty upload")
+    return filename[0]

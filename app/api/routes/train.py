@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, JobsDep, RegistryDep, SettingsDep
+from app.api.deps import AdminDep, DatasetsDep, JobsDep, RegistryDep, SettingsDep
 from app.schemas import ErrorResponse, Job, JobList, TrainRequest
-from app.services.datasets import check_dataset, resolve_dataset
+from app.services.datasets import check_dataset, locate_layout, resolve_dataset
 from models.weights import default_model_name
 
 router = APIRouter(tags=["train"], dependencies=[AdminDep])
@@ -28,8 +28,9 @@ def _job(row: dict[str, Any]) -> Job:
 @router.post("/train", response_model=Job, status_code=202, responses=_ERRORS,
              summary="start a fine-tuning job in the background; returns at once")
 async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep, registry: RegistryDep,
-                           settings: SettingsDep) -> Job:
-    folder = resolve_dataset(settings.data_root, body.dataset)
+                           settings: SettingsDep, datasets: DatasetsDep) -> Job:
+    uploaded = datasets.folder(body.dataset)
+    folder = locate_layout(uploaded if uploaded is not None else resolve_dataset(settings.data_root, body.dataset))
     counts = await run_in_threadpool(check_dataset, folder, settings.min_images_per_class)
     base_name = body.base_model or (registry.active.folder.name if registry.active else default_model_name(settings.weights_dir))
     base = registry.find(base_name)

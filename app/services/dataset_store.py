@@ -1,0 +1,87 @@
+"""Uploaded training datasets under STATE/datasets/<id>/: validated, then published atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from app.services.archive import extract
+from models.card import write_json_atomic
+from models.data import IMAGE_SUFFIXES
+from models.errors import CXRError, DatasetError
+from models.imaging import decode_image
+from models.registry import CLASSES
+
+META = "dataset.json"
+
+
+class DatasetStore:
+    def __init__(self, root: Path, *, max_files: int, max_bytes: int, min_per_class: int) -> None:
+        self.root = Path(root)
+        self.max_files, self.max_bytes, self.min_per_class = max_files, max_bytes, min_per_class
+
+    def folder(self, dataset_id: str) -> Path | None:
+        if not dataset_id.isalnum():
+            return None
+        d = self.root / dataset_id
+        return d if (d / META).is_file() else None
+
+    def get(self, dataset_id: str) -> dict[str, Any] | None:
+        d = self.folder(dataset_id)
+        return json.loads((d / META).read_text()) if d else None
+
+    def list(self) -> list[dict[str, Any]]:
+        if not self.root.is_dir():
+            return []
+        metas = [json.loads((d / META).read_text()) for d in self.root.iterdir() if (d / META).is_file()]
+        return sorted(metas, key=lambda m: m["created_at"], reverse=True)
+
+    def delete(self, dataset_id: str) -> bool:
+        d = self.folder(dataset_id)
+        if d is None:
+            return False
+        trash = d.with_name(f".trash-{dataset_id}")
+        os.replace(d, trash)  # disappears from listings at once
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def ingest(self, archive: Path, filename: str | None) -> dict[str, Any]:
+        """Extract, validate every image with the /predict decoder, then rename into place."""
+        dataset_id = uuid.uuid4().hex[:12]
+        staging = self.root / f".staging-{dataset_id}"
+        try:
+            extract(archive, staging, max_files=self.max_files, max_bytes=self.max_bytes)
+            counts: dict[str, dict[str, int]] = {}
+            rejected: list[dict[str, str]] = []
+            for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+                rel = path.relative_to(staging)
+                parts = [x.upper() for x in rel.parts[:-1]]
+                label = next((c for c in CLASSES if c in parts), None)
+                split = "val" if "VAL" in parts else "train"
+                if label is None or path.suffix.lower() not in IMAGE_SUFFIXES:
+                    rejected.append({"file": str(rel), "reason": "not an image under NORMAL/ or PNEUMONIA/"})
+                    path.unlink()
+                    continue
+                try:
+                    decode_image(path.read_bytes())
+                except CXRError as exc:
+                    rejected.append({"file": str(rel), "reason": exc.detail})
+                    path.unlink()
+                    continue
+                counts.setdefault(split, {c: 0 for c in CLASSES})[label] += 1
+            train = counts.get("train", {c: 0 for c in CLASSES})
+            if min(train.values()) < self.min_per_class:
+                raise DatasetError(f"dataset needs at least {self.min_per_class} valid images per class; has {train}"
+                                   f" ({len(rejected)} file(s) rejected)")
+            meta = {"id": dataset_id, "filename": filename, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "counts": counts, "rejected_count": len(rejected), "rejected": rejected[:200]}
+            write_json_atomic(staging / META, meta)
+            os.replace(staging, self.root / dataset_id)
+            return meta
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
