@@ -139,3 +139,21 @@ def test_cancel_a_running_job_within_seconds(train_settings):
         done = _wait(c, job["id"], timeout=30)
         assert done["state"] == "cancelled" and time.time() - t0 < 15
         assert done["model_version"] is None
+
+
+def test_promotion_rule():
+    from types import SimpleNamespace
+
+    from app.worker import promotion_decision
+    from models.card import SplitMetrics
+
+    def card(new_auc, new_sens, base_auc, base_sens):
+        m = lambda a, s: SplitMetrics(n=10, auroc=a, accuracy=0.9, sensitivity=s, specificity=0.9)  # noqa: E731
+        return SimpleNamespace(metrics={"val": m(new_auc, new_sens)}, base_metrics={"val": m(base_auc, base_sens)})
+
+    assert promotion_decision(card(0.95, 0.96, 0.94, 0.96))[0] is True
+    ok, reason = promotion_decision(card(0.93, 0.99, 0.94, 0.96))
+    assert not ok and "AUROC 0.9300 is below the base model's 0.9400" in reason
+    ok, reason = promotion_decision(card(0.95, 0.90, 0.94, 0.96))
+    assert not ok and "sensitivity" in reason
+    assert promotion_decision(SimpleNamespace(metrics={}, base_metrics=None))[0] is False
