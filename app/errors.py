@@ -57,7 +57,11 @@ class PathNotAllowed(CXRError):
     """A dataset path is absolute, climbs out of the data root, or the data root is not configured."""
 
 
+from app.core.security import Forbidden, Unauthorized  # noqa: E402
+
 STATUS: dict[type[CXRError], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
     UnsupportedImageType: 415,
     InvalidImage: 422,
     ImageTooLarge: 413,
@@ -88,6 +92,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
         if isinstance(exc, NotReady):
             headers = {"Retry-After": "5"}
+        if isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": 'Bearer realm="cxr", charset="UTF-8"'}
         return JSONResponse({"detail": exc.detail}, status_code=status_for(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)

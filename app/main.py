@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app.api.main import api_router
 from app.core.config import Settings
 from app.core.logging import configure_logging
+from app.core.security import KeyRing, load_keyring
 from app.core.middleware import RequestContextMiddleware
 from app.errors import install_error_handlers
 from app.services.batcher import DynamicBatcher
@@ -44,6 +45,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             device = select_device(settings.device)
             if settings.threads:
                 torch.set_num_threads(settings.threads)
+            if settings.auth == "off":
+                app.state.keyring = None
+                log.warning("API keys are OFF (CXR_AUTH=off): anyone who reaches this port can predict, train and activate")
+            else:
+                app.state.keyring = load_keyring(settings.api_keys, settings.api_keys_file, settings.state_dir)
             registry.device = device
             active = registry.activate(settings.model or registry.remembered())
             store = JobStore(settings.state_dir / "jobs.sqlite3")
@@ -75,6 +81,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
+    app.state.keyring = None if settings.auth == "off" else KeyRing([])  # deny all until keys are loaded
     app.state.metrics = metrics
     app.state.registry = registry
     app.state.batcher = batcher

@@ -11,8 +11,12 @@ from tests.synth import DATA_ROOT, chest_like, encode
 
 
 
+PREDICT_KEY = "predict-key-0123456789"
+
+
 def _start(weights: Path, state: Path, **extra: str):
-    return start_server({"CXR_WEIGHTS_DIR": str(weights), "CXR_STATE_DIR": str(state), "CXR_LOG_JSON": "true", **extra})
+    return start_server({"CXR_WEIGHTS_DIR": str(weights), "CXR_STATE_DIR": str(state), "CXR_LOG_JSON": "true",
+                         "CXR_API_KEYS": f"{PREDICT_KEY}:predict", **extra})
 
 
 @pytest.mark.slow
@@ -22,10 +26,12 @@ def test_real_server_answers_an_upload(tiny_weights, tmp_path):
         wait_ready(proc, url)
         samples = sorted((DATA_ROOT / "test" / "PNEUMONIA").glob("*.jpeg"))[:1] if DATA_ROOT.is_dir() else []
         data = samples[0].read_bytes() if samples else encode(chest_like(300, 300))
-        r = httpx.post(f"{url}/predict", files={"file": ("xray.jpeg", data)}, timeout=30)
+        key = {"X-API-Key": PREDICT_KEY}
+        assert httpx.post(f"{url}/predict", files={"file": ("xray.jpeg", data)}, timeout=30).status_code == 401
+        r = httpx.post(f"{url}/predict", files={"file": ("xray.jpeg", data)}, headers=key, timeout=30)
         assert r.status_code == 200, r.text
         assert r.json()["model"]["name"] == "tiny"
-        bad = httpx.post(f"{url}/predict", files={"file": ("x.png", b"not an image")}, timeout=30)
+        bad = httpx.post(f"{url}/predict", files={"file": ("x.png", b"not an image")}, headers=key, timeout=30)
         assert bad.status_code == 415
         assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
     finally:
@@ -36,6 +42,7 @@ def test_real_server_answers_an_upload(tiny_weights, tmp_path):
     assert "Finished server process" in out
     assert '"path": "/predict", "status": 200' in out  # structured access log with request ids
     assert '"request_id"' in out
+    assert PREDICT_KEY not in out
 
 
 @pytest.mark.slow

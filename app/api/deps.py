@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.core.config import Settings
+from app.core.security import Principal, Role
 from app.services.dataset_store import DatasetStore
 from app.services.jobs import JobRunner
 from app.services.metrics import Metrics
@@ -38,10 +39,35 @@ def get_datasets(request: Request) -> DatasetStore:
     return request.app.state.datasets
 
 
-def require_admin(request: Request) -> None:
-    """The one gate of admin endpoints (train, activate). API keys and roles plug in here;
-    until they exist, keep the service on a trusted network (it binds 127.0.0.1 by default)."""
-    return None
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _require(request: Request, role: Role) -> Principal | None:
+    keyring = request.app.state.keyring
+    if keyring is None:  # CXR_AUTH=off
+        return None
+    principal = keyring.check(_presented_key(request), role)
+    request.state.principal = principal
+    return principal
+
+
+def require_predict(request: Request) -> Principal | None:
+    """predict role: /predict and read-only listings (admin keys pass too)."""
+    return _require(request, "predict")
+
+
+def require_admin(request: Request) -> Principal | None:
+    """admin role: train, datasets, activate."""
+    return _require(request, "admin")
+
+
+def require_metrics(request: Request) -> Principal | None:
+    return _require(request, "predict") if request.app.state.settings.metrics_auth else None
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -51,3 +77,5 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 AdminDep = Depends(require_admin)
+PredictRoleDep = Depends(require_predict)
+MetricsAuthDep = Depends(require_metrics)

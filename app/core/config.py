@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     max_dataset_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="what an archive may expand to")
     cancel_grace_s: float = Field(10.0, ge=0, description="seconds a cancelled worker gets before it is killed")
 
+    auth: Literal["on", "off"] = Field("on", description="off disables API keys (logged as a warning)")
+    api_keys: str | None = Field(None, description="'<key>:<predict|admin>,…'")
+    api_keys_file: Path | None = Field(None, description="file with one '<key>:<role>' per line")
+    metrics_auth: bool = Field(False, description="require a predict key for /metrics")
+
     log_level: str = "INFO"
     log_json: bool = True
     docs_enabled: bool = True

@@ -7,13 +7,14 @@ import time
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, MetricsDep, RegistryDep
+from app.api.deps import AdminDep, MetricsDep, PredictRoleDep, RegistryDep
 from app.schemas import ErrorResponse, ModelEntry, ModelList, Ready
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/models", response_model=ModelList, summary="available models and the active one")
+@router.get("/models", response_model=ModelList, dependencies=[PredictRoleDep],
+            summary="available models and the active one")
 async def list_models(registry: RegistryDep) -> ModelList:
     active = registry.active
     entries = [

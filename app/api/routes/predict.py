@@ -7,13 +7,14 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.api.deps import PredictorDep, SettingsDep
+from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep
 from app.schemas import ErrorResponse, Prediction
 from app.services.upload import read_image_upload
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[PredictRoleDep])
 
 _ERRORS = {
+    401: {"model": ErrorResponse, "description": "missing or invalid API key"},
     400: {"model": ErrorResponse, "description": "no file, empty body or malformed multipart"},
     413: {"model": ErrorResponse, "description": "upload or image larger than the configured limits"},
     415: {"model": ErrorResponse, "description": "not PNG, JPEG or DICOM"},

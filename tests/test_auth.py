@@ -1,0 +1,88 @@
+"""API keys and roles: 401 without a key, 403 for the wrong role, open health, generated keys on first start."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.synth import chest_like, encode
+
+ADMIN, PREDICT = "admin-key-0123456789abc", "predict-key-0123456789ab"
+PNG = encode(chest_like(80, 80))
+
+
+@pytest.fixture()
+def keyed(settings):
+    s = settings.model_copy(update={"auth": "on", "api_keys": f"{ADMIN}:admin,{PREDICT}:predict"})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        yield c
+
+
+def test_health_is_open_and_predict_needs_a_key(keyed):
+    assert keyed.get("/healthz").status_code == 200 and keyed.get("/readyz").status_code == 200
+    assert keyed.get("/metrics").status_code == 200
+    r = keyed.post("/predict", files={"file": ("a.png", PNG)})
+    assert r.status_code == 401 and "missing API key" in r.json()["detail"]
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    r = keyed.post("/predict", files={"file": ("a.png", PNG)}, headers={"X-API-Key": "wrong-key-000000000000"})
+    assert r.status_code == 401 and r.json()["detail"] == "invalid API key"
+    assert keyed.post("/predict", files={"file": ("a.png", PNG)}, headers={"X-API-Key": PREDICT}).status_code == 200
+    assert keyed.post("/predict", files={"file": ("a.png", PNG)},
+                      headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("post", "/train", {"dataset": "x"}),
+    ("get", "/train", None),
+    ("post", "/models/tiny/activate", None),
+    ("get", "/datasets", None),
+    ("delete", "/datasets/abc", None),
+])
+def test_admin_endpoints_need_the_admin_role(keyed, method, path, body):
+    kwargs = {"json": body} if body else {}
+    assert getattr(keyed, method)(path, **kwargs).status_code == 401
+    r = getattr(keyed, method)(path, headers={"X-API-Key": PREDICT}, **kwargs)
+    assert r.status_code == 403 and "needs the admin role" in r.json()["detail"]
+    assert getattr(keyed, method)(path, headers={"X-API-Key": ADMIN}, **kwargs).status_code not in (401, 403)
+
+
+def test_read_only_listing_takes_a_predict_key(keyed):
+    assert keyed.get("/models").status_code == 401
+    assert keyed.get("/models", headers={"X-API-Key": PREDICT}).status_code == 200
+
+
+def test_metrics_can_be_keyed(settings):
+    s = settings.model_copy(update={"auth": "on", "api_keys": f"{PREDICT}:predict", "metrics_auth": True})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"X-API-Key": PREDICT}).status_code == 200
+
+
+def test_first_start_generates_keys_once_and_stores_only_digests(settings, capsys):
+    s = settings.model_copy(update={"auth": "on"})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        printed = capsys.readouterr().err
+        admin = printed.split("admin:")[1].split()[0]
+        predict = printed.split("predict:")[1].split()[0]
+        assert c.post("/train", json={"dataset": "x"}, headers={"X-API-Key": predict}).status_code == 403
+        assert c.get("/train", headers={"X-API-Key": admin}).status_code == 200
+    stored = (s.state_dir / "api_keys.json").read_text()
+    assert admin not in stored and predict not in stored and len(json.loads(stored)["keys"]) == 2
+    with TestClient(create_app(s, configure_logs=False)) as c:  # restart: same keys, nothing printed
+        assert "generated" not in capsys.readouterr().err
+        assert c.get("/models", headers={"X-API-Key": predict}).status_code == 200
+
+
+def test_bad_key_configuration_stops_startup(settings, caplog):
+    s = settings.model_copy(update={"auth": "on", "api_keys": "short:admin"})
+    with pytest.raises(BaseException):
+        with TestClient(create_app(s, configure_logs=False)):
+            pass
+    assert "at least 16 characters" in caplog.text
+
+
+def test_auth_off_is_explicit_and_warned(settings, caplog):
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        assert c.post("/predict", files={"file": ("a.png", PNG)}).status_code == 200
+    assert "API keys are OFF" in caplog.text
