@@ -30,6 +30,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs)
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--augment", default=d.augment, help="augmentation preset: standard | strong | none")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--limit", type=int, default=None, help="train on at most N images (smoke runs)")
@@ -56,7 +57,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         arch=args.arch, data=args.data, out=args.out or f"runs/{args.arch}", epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, image_size=args.image_size,
         seed=args.seed, val_fraction=args.val_fraction, freeze_epochs=args.freeze_epochs, patience=args.patience,
-        label_smoothing=args.label_smoothing, device=args.device, threads=args.threads, limit=args.limit,
+        label_smoothing=args.label_smoothing, augment=args.augment, device=args.device, threads=args.threads, limit=args.limit,
         pretrained=False if args.no_pretrained else None, resume=args.resume, name=args.name,
         version=args.version, notes=args.notes,
     )

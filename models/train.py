@@ -26,9 +26,10 @@ from tqdm import tqdm
 from models.config import TrainConfig
 from models.data import TensorDataset
 from models.device import select_device
+from models.errors import CXRError
 from models.inference import predict_logits
 from models.metrics import auroc
-from models.transforms import PreprocessSpec, augment_batch
+from models.transforms import AUGMENT_PRESETS, PreprocessSpec, augment_batch
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def fit(
     on_progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
+    if cfg.augment not in AUGMENT_PRESETS:
+        raise CXRError(f"unknown augmentation preset {cfg.augment!r}; choose from {', '.join(AUGMENT_PRESETS)}")
     device = select_device(cfg.device)
     gen = seed_everything(cfg.seed)
     model.to(device)
@@ -136,7 +139,8 @@ def fit(
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("training cancelled")
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x = augment_batch(spec.normalize(train.images[idx]).unsqueeze(1), gen).to(device)
+            x = augment_batch(spec.normalize(train.images[idx]).unsqueeze(1), gen, mean=spec.mean, std=spec.std,
+                              **AUGMENT_PRESETS[cfg.augment]).to(device)
             y = train.labels[idx].to(device)
             lr = get_lr(step, total_steps, cfg.lr, warmup)
             for group in opt.param_groups:

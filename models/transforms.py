@@ -53,6 +53,18 @@ class PreprocessSpec(BaseModel):
         return self.normalize(resized).unsqueeze(0)
 
 
+AUGMENT_PRESETS: dict[str, dict[str, float | tuple[float, float]]] = {
+    # positioning and exposure vary a little between radiographs
+    "standard": {"max_rotate_deg": 10.0, "max_shift": 0.06, "scale_range": (0.9, 1.1), "brightness": 0.1,
+                 "contrast": 0.15, "gamma": 0.0},
+    # more scanner/exposure variety: for data from other sites or another time
+    "strong": {"max_rotate_deg": 15.0, "max_shift": 0.08, "scale_range": (0.85, 1.15), "brightness": 0.2,
+               "contrast": 0.3, "gamma": 0.3},
+    "none": {"max_rotate_deg": 0.0, "max_shift": 0.0, "scale_range": (1.0, 1.0), "brightness": 0.0,
+             "contrast": 0.0, "gamma": 0.0},
+}
+
+
 def augment_batch(
     x: torch.Tensor,
     generator: torch.Generator,
@@ -62,6 +74,9 @@ def augment_batch(
     scale_range: tuple[float, float] = (0.9, 1.1),
     brightness: float = 0.1,
     contrast: float = 0.15,
+    gamma: float = 0.0,
+    mean: float = 0.5,
+    std: float = 0.25,
 ) -> torch.Tensor:
     """Radiograph-appropriate random augmentation of a normalized (N, 1, S, S) batch.
 
@@ -85,6 +100,9 @@ def augment_batch(
     # Fill the exposed border with the image's darkest value (air/collimation), not mid-grey.
     fill = x.amin(dim=(1, 2, 3), keepdim=True)
     out = F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+    if gamma > 0:  # detector response: intensity ** g on the [0, 1] scale, log-uniform g
+        g = torch.exp(uniform(-gamma, gamma)).view(n, 1, 1, 1)
+        out = (((out * std + mean).clamp(0, 1)) ** g - mean) / std
     c = uniform(1 - contrast, 1 + contrast).view(n, 1, 1, 1)
     b = uniform(-brightness, brightness).view(n, 1, 1, 1) * 4.0  # in normalized units (std 0.25)
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
