@@ -102,7 +102,7 @@ def _decode_raster(data: bytes, fmt: ImageFormat, max_pixels: int) -> np.ndarray
     except ImageTooLarge:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"image exceeds the pixel limit: {exc}") from None
+        raise ImageTooLarge(f"image is over the limit of {max_pixels} pixels ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc) if not isinstance(exc, UnidentifiedImageError) else "not a decodable image"
         raise InvalidImage(f"corrupt or truncated {fmt.value.upper()}: {reason}") from None

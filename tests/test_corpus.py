@@ -1,0 +1,57 @@
+"""Every file of the generated bad-input corpus gets its specific answer; the server stays healthy."""
+
+import resource
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.corpus.generate import build
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    return root, {c.name: c for c in build(root)}
+
+
+@pytest.fixture(scope="module")
+def server(corpus, tiny_weights, tmp_path_factory):
+    from app.core.config import Settings
+
+    s = Settings(weights_dir=tiny_weights, state_dir=tmp_path_factory.mktemp("state"), device="cpu", auth="off",
+                 max_dataset_uncompressed_bytes=10_000_000, min_images_per_class=1, log_json=False)
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        yield c
+
+
+def test_corpus_has_at_least_30_cases(corpus):
+    assert len(corpus[1]) >= 30
+
+
+def test_every_case_gets_its_answer(corpus, server):
+    root, cases = corpus
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    failures = []
+    for name, case in sorted(cases.items()):
+        data = (root / name).read_bytes()
+        if case.endpoint == "/predict" and case.content_type == "application/octet-stream":
+            r = server.post("/predict?heatmap=none", files={"file": (name, data)})
+        else:
+            r = server.post(case.endpoint, content=data, headers={"content-type": case.content_type})
+        ok = r.status_code == case.status and (case.status == 200 or case.detail in r.json().get("detail", ""))
+        if not ok:
+            failures.append((name, case.status, r.status_code, r.text[:200]))
+        assert server.get("/readyz").status_code == 200, f"server unhealthy after {name}"
+    assert failures == []
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert grown_mb < 300, f"peak memory grew {grown_mb:.0f} MB: a decode was not bounded"
+
+
+def test_malformed_multipart_and_oversized_upload(server, settings):
+    r = server.post("/predict", content=b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nxx",
+                    headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400 and "multipart" in r.json()["detail"]
+    big = b"\x89PNG\r\n\x1a\n" + b"\0" * (settings.max_upload_bytes + 10)
+    r = server.post("/predict", content=big, headers={"content-type": "image/png"})
+    assert r.status_code == 413 and "exceeds the limit" in r.json()["detail"]
