@@ -87,7 +87,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         store.transition(job_id, ("running",), "succeeded", finished_at=now(), model_version=card.name,
                          promoted=int(promote), promotion_reason=reason, pid=None,
                          progress={"epoch": card.training.epochs_run, "done": True})
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)  # checkpoints and scratch; job.log stays
         return 0
     except TrainingCancelled:
         store.transition(job_id, ("running",), "cancelled", finished_at=now(), pid=None)

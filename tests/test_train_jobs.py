@@ -157,3 +157,27 @@ def test_promotion_rule():
     ok, reason = promotion_decision(card(0.95, 0.90, 0.94, 0.96))
     assert not ok and "sensitivity" in reason
     assert promotion_decision(SimpleNamespace(metrics={}, base_metrics=None))[0] is False
+
+
+@pytest.mark.slow
+def test_server_restart_mid_job_then_resume_from_the_checkpoint(train_settings):
+    s = train_settings.model_copy(update={"cancel_grace_s": 0})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        job = c.post("/train", json={"dataset": "site1", "epochs": 4, "batch_size": 2, "val_fraction": 0.3}).json()
+        deadline = time.time() + 120
+        while len(c.get(f"/train/{job['id']}").json()["metrics"]) < 1 and time.time() < deadline:
+            time.sleep(0.2)
+    # the server stopped (its worker with it) while the job was running
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        j = c.get(f"/train/{job['id']}").json()
+        assert j["state"] == "interrupted", j
+        epochs_before = len(j["metrics"])
+        assert 1 <= epochs_before < 4
+        assert c.post(f"/train/{job['id']}/resume").status_code == 202
+        done = _wait(c, job["id"])
+        assert done["state"] == "succeeded", done
+        assert [m["epoch"] for m in done["metrics"]][:epochs_before] == list(range(1, epochs_before + 1))
+        assert done["metrics"][-1]["epoch"] == 4 and len(done["metrics"]) == 4  # continued, not restarted
+        log = (s.state_dir / "jobs" / job["id"] / "job.log").read_text()
+        assert "resumed from" in log and "epoch 4/4" in log
+        assert not (s.state_dir / "jobs" / job["id"] / "out").exists()  # scratch removed once published
