@@ -63,3 +63,30 @@ def test_server_refuses_to_start_with_bad_weights(tiny_weights, tmp_path, damage
     assert proc.returncode != 0
     expected = {"corrupt": "is corrupt: sha256", "missing": "is missing", "unknown-model": "no model named 'nope'"}[damage]
     assert "cannot start" in out and expected in out
+
+
+@pytest.mark.slow
+def test_no_patient_data_in_logs(tiny_weights, tmp_path):
+    import numpy as np
+
+    from tests.synth import dicom_bytes
+
+    markers = {"PatientName": "Zyx^MARKERNAME7731", "PatientID": "MARKERID55190", "PatientBirthDate": "19010203",
+               "AccessionNumber": "MARKERACC9924"}
+    img = chest_like(128, 128)
+    good = dicom_bytes(img, patient=markers)
+    broken = [dicom_bytes(img, patient=markers, with_pixels=False),
+              dicom_bytes(np.stack([img, img]), frames=2, patient=markers), good[: len(good) - 4000]]
+    proc, url = _start(tiny_weights, tmp_path / "state", CXR_LOG_LEVEL="DEBUG")
+    try:
+        wait_ready(proc, url)
+        key = {"X-API-Key": PREDICT_KEY, "content-type": "application/dicom"}
+        assert httpx.post(f"{url}/predict", content=good, headers=key, timeout=30).status_code == 200
+        for data in broken:
+            assert httpx.post(f"{url}/predict", content=data, headers=key, timeout=30).status_code == 422
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert '"status": 422' in out
+    for value in markers.values():
+        assert value not in out and value.split("^")[-1] not in out
