@@ -181,3 +181,11 @@ def test_server_restart_mid_job_then_resume_from_the_checkpoint(train_settings):
         log = (s.state_dir / "jobs" / job["id"] / "job.log").read_text()
         assert "resumed from" in log and "epoch 4/4" in log
         assert not (s.state_dir / "jobs" / job["id"] / "out").exists()  # scratch removed once published
+
+
+@pytest.mark.parametrize("name", ["\\u0000abc", "a\\nb", "\\ud83d", "C:/x", "~root"])
+def test_hostile_dataset_names_are_400(train_settings, name):
+    with TestClient(create_app(train_settings, configure_logs=False)) as c:  # raw JSON: escapes reach the server
+        r = c.post("/train", content=f'{{"dataset": "{name}"}}', headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert c.get("/train").json()["total"] == 0

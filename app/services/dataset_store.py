@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -26,7 +27,7 @@ class DatasetStore:
         self.max_files, self.max_bytes, self.min_per_class = max_files, max_bytes, min_per_class
 
     def folder(self, dataset_id: str) -> Path | None:
-        if not dataset_id.isalnum():
+        if not re.fullmatch(r"[0-9a-f]{12}", dataset_id):
             return None
         d = self.root / dataset_id
         return d if (d / META).is_file() else None

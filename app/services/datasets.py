@@ -13,11 +13,20 @@ def resolve_dataset(data_root: Path | None, relative: str) -> Path:
     """A folder under ``data_root``; never an absolute path, ``..``, or a symlink that leaves the root."""
     if data_root is None:
         raise PathNotAllowed("server-side datasets are off: set CXR_DATA_ROOT to a folder of datasets")
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathNotAllowed("dataset path is not valid UTF-8") from None
+    if not relative.isprintable():
+        raise PathNotAllowed("dataset path contains control characters")
     rel = PurePosixPath(relative)
     if not relative or rel.is_absolute() or ".." in rel.parts or relative.startswith(("\\", "~")) or ":" in relative:
         raise PathNotAllowed(f"dataset path {relative!r} must be relative to the data root, without '..'")
     root = Path(data_root).resolve()
-    target = (root / rel).resolve()
+    try:
+        target = (root / rel).resolve()
+    except (OSError, ValueError):
+        raise PathNotAllowed(f"dataset path {relative!r} cannot be resolved") from None
     if not target.is_relative_to(root):
         raise PathNotAllowed(f"dataset path {relative!r} leaves the data root")
     if not target.is_dir():

@@ -42,7 +42,8 @@ async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep
 
 
 @router.get("/train", response_model=JobList, summary="training jobs, newest first")
-async def list_train_jobs(jobs: JobsDep, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> JobList:
+async def list_train_jobs(jobs: JobsDep, limit: int = Query(20, ge=1, le=200),
+                          offset: int = Query(0, ge=0, le=10**9)) -> JobList:
     rows, total = jobs.store.list(limit=limit, offset=offset)
     return JobList(jobs=[_job(r) for r in rows], total=total, limit=limit, offset=offset)
 
