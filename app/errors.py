@@ -37,6 +37,10 @@ class QueueFull(CXRError):
         self.retry_after_s = retry_after_s
 
 
+class TooManyRequests(QueueFull):
+    """A client went over its rate limit (429)."""
+
+
 class TrainQueueFull(QueueFull):
     """Too many training jobs are queued or running (429, as MONAI Label answers)."""
 
@@ -72,6 +76,7 @@ STATUS: dict[type[CXRError], int] = {
     WeightsError: 422,
     QueueFull: 503,
     TrainQueueFull: 429,
+    TooManyRequests: 429,
     JobNotFound: 404,
     DatasetNotFound: 404,
     PathNotAllowed: 400,

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.main import api_router
 from app.core.config import Settings
 from app.core.logging import configure_logging
+from app.core.ratelimit import RateLimiter, UploadSlots
 from app.core.security import KeyRing, load_keyring
 from app.core.middleware import RequestContextMiddleware
 from app.errors import install_error_handlers
@@ -89,8 +91,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.state.datasets = DatasetStore(settings.state_dir / "datasets", max_files=settings.max_dataset_files,
                                       max_bytes=settings.max_dataset_uncompressed_bytes,
                                       min_per_class=settings.min_images_per_class)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min, settings.rate_limit_burst)
+    app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
     install_error_handlers(app)
     app.include_router(api_router)
+    if settings.cors_origins:  # off unless origins are named
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

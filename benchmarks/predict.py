@@ -112,7 +112,7 @@ def main() -> None:
     result: dict[str, object] = {"model": args.model or "default", "backend": args.backend, "cpu_cores": os.cpu_count(),
                                  "in_process": in_process(args.model)}
 
-    env = {"CXR_LOG_LEVEL": "WARNING", "CXR_AUTH": "off", "CXR_BACKEND": args.backend, **({"CXR_MODEL": args.model} if args.model else {})}
+    env = {"CXR_LOG_LEVEL": "WARNING", "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_BACKEND": args.backend, **({"CXR_MODEL": args.model} if args.model else {})}
     proc, url = start_server(env, capture=False)
     try:
         wait_ready(proc, url)

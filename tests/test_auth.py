@@ -86,3 +86,51 @@ def test_auth_off_is_explicit_and_warned(settings, caplog):
     with TestClient(create_app(settings, configure_logs=False)) as c:
         assert c.post("/predict", files={"file": ("a.png", PNG)}).status_code == 200
     assert "API keys are OFF" in caplog.text
+
+
+def test_rate_limit_per_key_answers_429_with_retry_after(settings):
+    s = settings.model_copy(update={"auth": "on", "api_keys": f"{ADMIN}:admin,{PREDICT}:predict",
+                                    "rate_limit_per_min": 60, "rate_limit_burst": 3})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        codes = [c.get("/models", headers={"X-API-Key": PREDICT}).status_code for _ in range(5)]
+        assert codes[:3] == [200, 200, 200] and codes[3] == 429
+        r = c.get("/models", headers={"X-API-Key": PREDICT})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "rate limit" in r.json()["detail"]
+        assert c.get("/models", headers={"X-API-Key": ADMIN}).status_code == 200  # buckets are per key
+        assert c.get("/healthz").status_code == 200  # health is never limited
+
+
+def test_rate_limiter_refills():
+    from app.core.ratelimit import RateLimiter
+    from app.errors import TooManyRequests
+
+    now = [0.0]
+    rl = RateLimiter(60, 2, clock=lambda: now[0])
+    rl.check("a"), rl.check("a")
+    with pytest.raises(TooManyRequests):
+        rl.check("a")
+    now[0] += 1.0  # one token a second
+    rl.check("a")
+
+
+def test_upload_slots_cap_concurrent_uploads():
+    from app.core.ratelimit import UploadSlots
+    from app.errors import QueueFull
+
+    slots = UploadSlots(1)
+    with slots.hold():
+        with pytest.raises(QueueFull, match="1 uploads are already in progress"):
+            with slots.hold():
+                pass
+    with slots.hold():
+        pass
+
+
+def test_cors_is_off_by_default_and_can_be_enabled(settings):
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        r = c.get("/healthz", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+    s = settings.model_copy(update={"cors_origins": ["https://viewer.hospital.example"]})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        r = c.get("/healthz", headers={"Origin": "https://viewer.hospital.example"})
+        assert r.headers["access-control-allow-origin"] == "https://viewer.hospital.example"

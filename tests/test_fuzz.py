@@ -20,7 +20,7 @@ EXAMPLES = int(os.environ.get("CXR_FUZZ_EXAMPLES", "25"))
 def server_url(tiny_weights, tmp_path_factory):
     data_root = tmp_path_factory.mktemp("data")
     proc, url = start_server({"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_STATE_DIR": str(tmp_path_factory.mktemp("st")),
-                              "CXR_AUTH": "off", "CXR_DATA_ROOT": str(data_root), "CXR_LOG_LEVEL": "WARNING",
+                              "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_DATA_ROOT": str(data_root), "CXR_LOG_LEVEL": "WARNING",
                               "CXR_MAX_DATASET_BYTES": "1000000"})
     wait_ready(proc, url)
     yield url

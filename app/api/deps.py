@@ -49,9 +49,9 @@ def _presented_key(request: Request) -> str | None:
 
 def _require(request: Request, role: Role) -> Principal | None:
     keyring = request.app.state.keyring
-    if keyring is None:  # CXR_AUTH=off
-        return None
-    principal = keyring.check(_presented_key(request), role)
+    principal = None if keyring is None else keyring.check(_presented_key(request), role)  # None: CXR_AUTH=off
+    client = f"key:{principal.key_id}" if principal else f"ip:{request.client.host if request.client else '-'}"
+    request.app.state.rate_limiter.check(client)
     request.state.principal = principal
     return principal
 

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     api_keys: str | None = Field(None, description="'<key>:<predict|admin>,…'")
     api_keys_file: Path | None = Field(None, description="file with one '<key>:<role>' per line")
     metrics_auth: bool = Field(False, description="require a predict key for /metrics")
+    rate_limit_per_min: float = Field(600, ge=0, description="requests a minute per API key (per client IP without keys); 0: off")
+    rate_limit_burst: int = Field(60, ge=1, description="requests a client may send at once before the rate applies")
+    max_concurrent_uploads: int = Field(32, ge=1, description="request bodies read at once; more get 503")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list); empty: CORS off")
 
     log_level: str = "INFO"
     log_json: bool = True

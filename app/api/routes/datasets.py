@@ -30,7 +30,8 @@ async def upload_dataset(request: Request, settings: SettingsDep, datasets: Data
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f".upload-{uuid.uuid4().hex}"
     try:
-        filename = await stream_to_file(request, tmp, settings.max_dataset_bytes)
+        with request.app.state.upload_slots.hold():
+            filename = await stream_to_file(request, tmp, settings.max_dataset_bytes)
         with open(tmp, "rb") as f:
             archive_kind(f.read(4))
         meta = await run_in_threadpool(datasets.ingest, tmp, filename)

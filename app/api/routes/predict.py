@@ -52,7 +52,8 @@ async def predict_image(
     heatmap: Literal["overlay", "mask", "none"] = Query("overlay", description="overlay, grayscale mask, or none (faster)"),
     heatmap_format: Literal["png", "jpeg", "webp"] = Query("png", description="encoding of the heatmap image"),
 ) -> Prediction | Response:
-    data = await read_image_upload(request, settings.max_upload_bytes)
+    with request.app.state.upload_slots.hold():
+        data = await read_image_upload(request, settings.max_upload_bytes)
     wants_image = "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", "")
     kind = "overlay" if wants_image and heatmap == "none" else heatmap
     outcome = await predictor.predict(data, target=target, heatmap=None if kind == "none" else kind,
