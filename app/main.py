@@ -30,6 +30,18 @@ from models.errors import CXRError
 log = logging.getLogger("app")
 
 
+def _activate_at_startup(registry: ModelRegistry, settings: Settings):  # type: ignore[no-untyped-def]
+    """CXR_MODEL if set; else the model active before the restart, falling back to the shipped
+    default when that one no longer verifies (a damaged disk must not keep the service down)."""
+    remembered = None if settings.model else registry.remembered()
+    if remembered is not None:
+        try:
+            return registry.activate(remembered)
+        except CXRError as exc:
+            log.error("the previously active model cannot be loaded (%s); falling back to the default", exc.detail)
+    return registry.activate(settings.model)
+
+
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
@@ -53,7 +65,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             else:
                 app.state.keyring = load_keyring(settings.api_keys, settings.api_keys_file, settings.state_dir)
             registry.device = device
-            active = registry.activate(settings.model or registry.remembered())
+            active = _activate_at_startup(registry, settings)
             store = JobStore(settings.state_dir / "jobs.sqlite3")
         except CXRError as exc:
             log.critical("cannot start: %s", exc.detail)

@@ -1,0 +1,116 @@
+"""Faults: corrupt versions, crashes during writes and activations, a full disk, SIGTERM with requests in flight."""
+
+import errno
+import shutil
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.services.job_store import JobStore
+from tests.live_server import start_server, wait_ready
+from tests.synth import chest_like, encode, make_model_dir, write_dataset
+
+
+def _corrupt(folder):
+    w = folder / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:-8] + b"corrupt!")
+
+
+def test_activating_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(settings):
+    make_model_dir(settings.state_dir / "models" / "site-v2", version="v2")
+    _corrupt(settings.state_dir / "models" / "site-v2")
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        r = c.post("/models/site-v2/activate")
+        assert r.status_code == 422 and "is corrupt: sha256" in r.json()["detail"]
+        assert c.get("/readyz").json()["model"]["name"] == "tiny"
+        assert c.post("/predict", files={"file": ("a.png", encode(chest_like(80, 80)))}).status_code == 200
+
+
+def test_restart_after_the_active_version_was_damaged_falls_back_to_the_default(settings, caplog):
+    make_model_dir(settings.state_dir / "models" / "site-v2", version="v2")
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        assert c.post("/models/site-v2/activate").status_code == 200
+    _corrupt(settings.state_dir / "models" / "site-v2")
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        assert c.get("/readyz").json()["model"]["name"] == "tiny"
+    assert "falling back to the default" in caplog.text
+
+
+def test_a_crash_while_publishing_leaves_nothing_half_written_listed(settings):
+    models = settings.state_dir / "models"
+    (settings.state_dir / "jobs" / "abc" / "publish").mkdir(parents=True)  # staging of a killed worker
+    (settings.state_dir / "jobs" / "abc" / "publish" / "model.safetensors").write_bytes(b"partial")
+    (models / "no-card").mkdir(parents=True)  # a folder without its card is not a version
+    (models / "no-card" / "model.safetensors").write_bytes(b"partial")
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        assert [m["name"] for m in c.get("/models").json()["models"]] == ["tiny"]
+        assert c.post("/models/no-card/activate").status_code == 404
+
+
+def test_a_crash_during_activation_keeps_the_previous_active_model(settings, monkeypatch):
+    from app.services import registry as registry_module
+
+    make_model_dir(settings.state_dir / "models" / "site-v2", version="v2")
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        def crash_during_warmup(self, *a, **k):
+            raise RuntimeError("simulated crash during warm-up")
+
+        monkeypatch.setattr(registry_module.ServingModel, "warmup", crash_during_warmup)
+        with pytest.raises(RuntimeError):
+            c.app.state.registry.activate("site-v2")
+        monkeypatch.undo()
+        assert c.get("/readyz").json()["model"]["name"] == "tiny"
+    with TestClient(create_app(settings, configure_logs=False)) as c:  # and after a restart
+        assert c.get("/readyz").json()["model"]["name"] == "tiny"
+
+
+def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_path, monkeypatch):
+    import app.worker as worker
+    from models import weights
+
+    data = write_dataset(tmp_path / "data", per_class=6, size=64, splits=("train",))
+    store = JobStore(settings.state_dir / "jobs.sqlite3")
+    job = store.create({"dataset_dir": str(data / "train"), "base_model_dir": str(settings.weights_dir / "tiny"),
+                        "epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "seed": 0, "val_fraction": 0.3,
+                        "freeze_backbone": False, "auto_promote": False})
+    store.transition(job["id"], ("queued",), "running")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(weights, "save_file", full_disk)
+    assert worker.run_job(store, job["id"], settings.state_dir) == 1
+    done = store.get(job["id"])
+    assert done["state"] == "failed" and "No space left on device" in done["error"]
+    assert done["model_version"] is None
+    assert not (settings.state_dir / "models").exists() or not any((settings.state_dir / "models").iterdir())
+    store.close()
+
+
+@pytest.mark.slow
+def test_sigterm_lets_in_flight_requests_finish(tiny_weights, tmp_path):
+    proc, url = start_server({"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_STATE_DIR": str(tmp_path / "s"),
+                              "CXR_AUTH": "off"})
+    wait_ready(proc, url)
+    big = encode(chest_like(3000, 3000))  # decode + overlay take a while
+    results = []
+
+    def call():
+        results.append(httpx.post(f"{url}/predict", content=big, headers={"content-type": "image/png"}, timeout=60))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # the requests are in flight
+    proc.terminate()
+    for t in threads:
+        t.join(60)
+    proc.communicate(timeout=60)
+    assert [r.status_code for r in results] == [200, 200, 200]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/healthz", timeout=2)
+    shutil.rmtree(tmp_path / "s", ignore_errors=True)
