@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from app.core.aio import cancel_and_wait
 from app.errors import NotReady, QueueFull
 from app.services.metrics import Metrics
 from app.services.registry import ServingModel
@@ -80,12 +81,7 @@ class DynamicBatcher:
         self._task = None
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self._executor, self._queue, self._task = None, None, None

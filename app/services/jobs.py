@@ -14,6 +14,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
+from app.core.aio import cancel_and_wait
 from app.errors import BadRequest, JobNotFound, TrainQueueFull
 from app.services.job_store import JobStore, now
 from app.services.registry import ModelRegistry
@@ -70,12 +71,7 @@ class JobRunner:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cxr-jobs")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self._proc is not None and self._proc.returncode is None:
             self._proc.terminate()  # the job is marked interrupted at the next start
             try:
