@@ -47,14 +47,14 @@ def test_simple_cnn_convs_keep_size():
 
 @pytest.mark.parametrize("arch", ["simple_cnn", "resnet18"])
 def test_overfit_one_batch(arch):
-    result = overfit_one_batch(arch, image_size=64, steps=60)
+    result = overfit_one_batch(arch, image_size=48, steps=40)
     assert result["passed"], result
     assert result["final_loss"] < 0.05 < result["first_loss"]
 
 
 @pytest.mark.slow
 def test_overfit_one_batch_efficientnet():
-    result = overfit_one_batch("efficientnet_lite0", image_size=64, steps=60)
+    result = overfit_one_batch("efficientnet_lite0", image_size=48, steps=40)
     assert result["passed"], result
 
 
