@@ -19,8 +19,9 @@ def corpus(tmp_path_factory):
 def server(corpus, tiny_weights, tmp_path_factory):
     from app.core.config import Settings
 
-    s = Settings(weights_dir=tiny_weights, state_dir=tmp_path_factory.mktemp("state"), device="cpu", auth="off", rate_limit_per_min=0,
-                 max_dataset_uncompressed_bytes=10_000_000, min_images_per_class=1, log_json=False)
+    s = Settings(weights_dir=tiny_weights, state_dir=tmp_path_factory.mktemp("state"), device="cpu", auth="off",
+                 rate_limit_per_min=0, max_dataset_uncompressed_bytes=10_000_000, min_images_per_class=1,
+                 log_json=False)
     with TestClient(create_app(s, configure_logs=False)) as c:
         yield c
 
