@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", required=True)
     ap.add_argument("--job", required=True)
     ap.add_argument("--state-dir", required=True)
-    ap.add_argument("--nice", type=int, default=10)
+    ap.add_argument("--nice", type=int, default=19)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.nice:

@@ -6,7 +6,8 @@
    + overlay rendering (what the service adds).
 2. Over HTTP against a real uvicorn process on 127.0.0.1: p50/p95/p99 and throughput with 1
    client and 16 concurrent clients for PNG 224x224, JPEG 2048x2048, DICOM 2048x2048 16-bit
-   and the peers' workload (PNG 1024x1024), heatmap overlay on and off.
+   (synthetic, noisy: a worst case for the codecs) and the peers' workload (a real radiograph
+   from ../shared/data as a 1024x1024 PNG), heatmap overlay on and off.
 3. Server RSS after warm-up and after ``--soak`` more requests.
 """
 
@@ -33,7 +34,7 @@ from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
 from models.weights import load_model, resolve_model_dir  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
-from tests.synth import chest_like, dicom_bytes, encode  # noqa: E402
+from tests.synth import DATA_ROOT, chest_like, dicom_bytes, encode  # noqa: E402
 
 
 def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
@@ -91,13 +92,23 @@ async def load(url: str, body: bytes, ctype: str, params: str, clients: int, n: 
             "req_per_s": round(n / wall, 2), "errors": errors}
 
 
+def real_xray(side: int) -> np.ndarray:
+    """A shared-data radiograph at side x side (the peers' workload); synthetic when the data is absent."""
+    files = sorted((DATA_ROOT / "test" / "PNEUMONIA").glob("*.jpeg"))
+    if not files:
+        return chest_like(side, side, seed=2)
+    from PIL import Image
+
+    return np.asarray(Image.open(files[0]).convert("L").resize((side, side), Image.Resampling.BILINEAR))
+
+
 def workloads() -> dict[str, tuple[bytes, str]]:
     big = chest_like(2048, 2048, seed=1)
     return {
         "png224": (encode(chest_like(224, 224)), "image/png"),
         "jpeg2048": (encode(big, "JPEG", quality=90), "image/jpeg"),
         "dicom2048_16bit": (dicom_bytes(big.astype(np.uint16) * 16, bits=12), "application/dicom"),
-        "png1024_peers": (encode(chest_like(1024, 1024, seed=2)), "image/png"),
+        "png1024_peers": (encode(real_xray(1024)), "image/png"),
     }
 
 

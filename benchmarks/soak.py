@@ -84,7 +84,7 @@ def main() -> None:
                                   "CXR_QUEUE_SIZE": "256"}, capture=False)
         try:
             wait_ready(proc, url)
-            asyncio.run(traffic(url, 10, 4))  # warm-up
+            asyncio.run(traffic(url, 20, args.clients))  # warm-up at full concurrency: buffers, arenas, threads
             rss_start = rss_mb(proc.pid)
             job = httpx.post(f"{url}/train", json={"dataset": "site/train", "epochs": 100, "batch_size": 8}).json()
             result = asyncio.run(traffic(url, args.minutes * 60, args.clients))

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
 
     data_root: Path | None = Field(None, description="server-side folder that POST /train datasets are relative to")
     train_threads: int = Field(1, ge=1, le=64, description="CPU threads of a training worker (inference keeps the rest)")
+    train_nice: int = Field(19, ge=0, le=19, description="CPU niceness of training workers (19: lowest priority)")
     train_queue_size: int = Field(4, ge=1, le=100, description="queued + running jobs before POST /train answers 429")
     min_images_per_class: int = Field(20, ge=1, description="422 for a training dataset with fewer")
     max_dataset_bytes: int = Field(2 * 1024**3, ge=1024, description="413 above this upload size for /datasets")

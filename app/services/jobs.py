@@ -132,7 +132,8 @@ class JobRunner:
         with open(log_dir / "job.log", "ab") as logf:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "app.worker", "--db", str(self.store.path), "--job", job["id"],
-                "--state-dir", str(state), cwd=str(ROOT), env=env, stdout=logf, stderr=logf,
+                "--state-dir", str(state), "--nice", str(self.settings.train_nice), cwd=str(ROOT), env=env,
+                stdout=logf, stderr=logf,
                 start_new_session=True,
             )
         self._job_id = job["id"]

@@ -32,6 +32,9 @@ class OnnxRunner:
         if threads:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # no busy-waiting between kernels: a spinning thread steals the core a training job or
+        # the decoder needs, which costs more latency under load than it saves when idle
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(export_onnx(model, image_size), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
