@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         log.info("ready: model %s %s (sha256 %s) on %s, backend %s", active.card.name, active.card.version,
                  active.card.sha256[:12], device, active.backend)
         batcher.start()
-        jobs = JobRunner(settings, store, registry)
+        jobs = JobRunner(settings, store, registry, app.state.datasets)
         app.state.jobs = jobs
         jobs.start()
         try:

@@ -119,3 +119,19 @@ def test_train_on_an_uploaded_dataset(settings):
         assert j["state"] == "succeeded", j
         card = {m["name"]: m for m in c.get("/models").json()["models"]}[j["model_version"]]["card"]
         assert card["training"]["counts"]["val"] == {"NORMAL": 4, "PNEUMONIA": 4}  # its own val/ split was used
+
+
+def test_retention_deletes_old_datasets_but_not_those_in_use(ds_client):
+    import datetime as dt
+    import json as _json
+
+    ids = [ds_client.post("/datasets", files={"file": ("d.zip", make_zip(dataset_entries(20)))}).json()["id"]
+           for _ in range(3)]
+    store = ds_client.app.state.datasets
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)).isoformat()
+    for i in ids[:2]:
+        meta_path = store.folder(i) / "dataset.json"
+        meta = _json.loads(meta_path.read_text()) | {"created_at": old}
+        meta_path.write_text(_json.dumps(meta))
+    assert store.expire(30, keep={ids[1]}) == [ids[0]]
+    assert sorted(d["id"] for d in ds_client.get("/datasets").json()["datasets"]) == sorted(ids[1:])

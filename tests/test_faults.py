@@ -114,3 +114,27 @@ def test_sigterm_lets_in_flight_requests_finish(tiny_weights, tmp_path):
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/healthz", timeout=2)
     shutil.rmtree(tmp_path / "s", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_kill_9_during_activation_leaves_a_complete_verified_model(tiny_weights, tmp_path):
+    import os
+    import signal
+
+    state = tmp_path / "state"
+    make_model_dir(state / "models" / "site-v2", version="v2")
+    env = {"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_STATE_DIR": str(state), "CXR_AUTH": "off"}
+    for delay in (0.0, 0.05, 0.3):
+        proc, url = start_server(env)
+        wait_ready(proc, url)
+        t = threading.Thread(target=lambda: httpx.post(f"{url}/models/site-v2/activate", timeout=30), daemon=True)
+        t.start()
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        proc, url = start_server(env)  # the restart verifies whatever is active before it is ready
+        wait_ready(proc, url)
+        ready = httpx.get(f"{url}/readyz").json()
+        assert ready["status"] == "ready" and ready["model"]["name"] in ("tiny", "site-v2")
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(2 * 1024**3, ge=1024, description="413 above this upload size for /datasets")
     max_dataset_files: int = Field(100_000, ge=1, description="files an archive may hold")
     max_dataset_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="what an archive may expand to")
+    dataset_retention_days: float = Field(0, ge=0, description="delete uploaded datasets older than this; 0: keep")
     cancel_grace_s: float = Field(10.0, ge=0, description="seconds a cancelled worker gets before it is killed")
 
     auth: Literal["on", "off"] = Field("on", description="off disables API keys (logged as a warning)")

@@ -51,6 +51,16 @@ class DatasetStore:
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
+    def expire(self, max_age_days: float, keep: set[str]) -> list[str]:
+        """Delete datasets older than ``max_age_days`` except those in ``keep`` (used by active jobs)."""
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=max_age_days)
+        gone = []
+        for meta in self.list():
+            if meta["id"] not in keep and dt.datetime.fromisoformat(meta["created_at"]) < cutoff:
+                if self.delete(meta["id"]):
+                    gone.append(meta["id"])
+        return gone
+
     def ingest(self, archive: Path, filename: str | None) -> dict[str, Any]:
         """Extract, validate every image with the /predict decoder, then rename into place."""
         dataset_id = uuid.uuid4().hex[:12]

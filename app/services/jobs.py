@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.aio import cancel_and_wait
 from app.errors import BadRequest, JobNotFound, TrainQueueFull
+from app.services.dataset_store import DatasetStore
 from app.services.job_store import JobStore, now
 from app.services.registry import ModelRegistry
 
@@ -24,10 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, store: JobStore, registry: ModelRegistry) -> None:
+    def __init__(self, settings: Settings, store: JobStore, registry: ModelRegistry,
+                 datasets: DatasetStore | None = None) -> None:
         self.settings = settings
         self.store = store
         self.registry = registry
+        self.datasets = datasets
+        self._next_expiry = 0.0
         self._proc: asyncio.subprocess.Process | None = None
         self._job_id: str | None = None
         self._cancel_seen: float | None = None
@@ -89,7 +93,20 @@ class JobRunner:
                 log.exception("job runner tick failed")
             await asyncio.sleep(0.5)
 
+    def _expire_datasets(self) -> None:
+        """Uploaded datasets past CXR_DATASET_RETENTION_DAYS go, unless a queued or running job needs them."""
+        if self.datasets is None or not self.settings.dataset_retention_days or time.monotonic() < self._next_expiry:
+            return
+        self._next_expiry = time.monotonic() + 3600
+        rows, _ = self.store.list(limit=1000)
+        in_use = {Path(r["request"].get("dataset_dir", "")).name for r in rows if r["state"] in ("queued", "running")}
+        in_use |= {r["request"].get("dataset", "") for r in rows if r["state"] in ("queued", "running")}
+        gone = self.datasets.expire(self.settings.dataset_retention_days, in_use)
+        if gone:
+            log.info("deleted %d dataset(s) past the retention period", len(gone))
+
     async def _tick(self) -> None:
+        self._expire_datasets()
         if self._proc is None:
             job = self.store.next_queued()
             if job is not None:
