@@ -19,6 +19,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.errors import install_error_handlers
 from app.services.batcher import DynamicBatcher
 from app.services.dataset_store import DatasetStore
+from app.services.explainer import blend_table
 from app.services.job_store import JobStore
 from app.services.jobs import JobRunner
 from app.services.metrics import Metrics
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         except CXRError as exc:
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
+        blend_table(round(settings.heatmap_alpha, 3))  # colormap and blend table: built now, not on the first request
         metrics.set_active(active.card.name, active.card.version, active.card.sha256, str(device))
         log.info("ready: model %s %s (sha256 %s) on %s, backend %s", active.card.name, active.card.version,
                  active.card.sha256[:12], device, active.backend)
