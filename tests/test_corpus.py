@@ -6,17 +6,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.corpus.generate import build
+from tests.corpus.generate import build, build_cases
+
+CORPUS = build_cases()
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    return root, {c.name: c for c in build(root)}
-
-
-@pytest.fixture(scope="module")
-def server(corpus, tiny_weights, tmp_path_factory):
+def server(tiny_weights, tmp_path_factory):
     from app.core.config import Settings
 
     s = Settings(weights_dir=tiny_weights, state_dir=tmp_path_factory.mktemp("state"), device="cpu", auth="off",
@@ -26,25 +22,25 @@ def server(corpus, tiny_weights, tmp_path_factory):
         yield c
 
 
-def test_corpus_has_at_least_30_cases(corpus):
-    assert len(corpus[1]) >= 30
+def test_corpus_has_at_least_30_cases_and_writes_a_manifest(tmp_path):
+    assert len(CORPUS) >= 30
+    cases = build(tmp_path)
+    assert (tmp_path / "manifest.json").is_file() and len(cases) == len(CORPUS)
+    assert sum(c.status >= 400 for c in cases) >= 30
 
 
-def test_every_case_gets_its_answer(corpus, server):
-    root, cases = corpus
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_corpus_file_gets_its_answer(server, name):
+    data, case = CORPUS[name]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    failures = []
-    for name, case in sorted(cases.items()):
-        data = (root / name).read_bytes()
-        if case.endpoint == "/predict" and case.content_type == "application/octet-stream":
-            r = server.post("/predict?heatmap=none", files={"file": (name, data)})
-        else:
-            r = server.post(case.endpoint, content=data, headers={"content-type": case.content_type})
-        ok = r.status_code == case.status and (case.status == 200 or case.detail in r.json().get("detail", ""))
-        if not ok:
-            failures.append((name, case.status, r.status_code, r.text[:200]))
-        assert server.get("/readyz").status_code == 200, f"server unhealthy after {name}"
-    assert failures == []
+    if case.endpoint == "/predict" and case.content_type == "application/octet-stream":
+        r = server.post("/predict?heatmap=none", files={"file": (name, data)})
+    else:
+        r = server.post(case.endpoint, content=data, headers={"content-type": case.content_type})
+    assert r.status_code == case.status, r.text[:300]
+    if case.status >= 400:
+        assert case.detail in r.json()["detail"]
+    assert server.get("/readyz").status_code == 200
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     assert grown_mb < 300, f"peak memory grew {grown_mb:.0f} MB: a decode was not bounded"
 

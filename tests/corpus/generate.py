@@ -79,8 +79,8 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def build(dest: Path) -> list[Case]:
-    dest.mkdir(parents=True, exist_ok=True)
+def build_cases() -> dict[str, tuple[bytes, Case]]:
+    """Every corpus file's bytes and expected answer, in memory."""
     img = chest_like(128, 128, seed=7)
     png, jpeg, dcm = encode(img), encode(img, "JPEG"), dicom_bytes(img)
     rgb = Image.fromarray(img).convert("RGB")
@@ -125,6 +125,13 @@ def build(dest: Path) -> list[Case]:
         "application/zip")
     add("not_an_archive.zip", png, "/datasets", 415, ".zip or .tar.gz", "application/zip")
 
+    return files
+
+
+def build(dest: Path) -> list[Case]:
+    """Write the corpus files and manifest.json into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    files = build_cases()
     manifest = []
     for name, (data, case) in files.items():
         (dest / name).write_bytes(data)
