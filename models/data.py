@@ -78,6 +78,17 @@ def find_splits(root: Path) -> dict[str, Path]:
     )
 
 
+def training_splits(root: Path) -> dict[str, Path]:
+    """Splits of a training dataset: a plain NORMAL/ + PNEUMONIA/ folder is all training data."""
+    root = Path(root)
+    splits = find_splits(root)
+    if "train" not in splits and splits.get("test") == root:
+        return {"train": root}
+    if "train" not in splits:
+        raise DatasetError(f"{root} has no train/ split folder")
+    return splits
+
+
 def scan_class_folders(folder: Path, *, require_all_classes: bool = True) -> SampleList:
     """List the images under ``folder/{NORMAL,PNEUMONIA}`` (class names case-insensitive)."""
     children = _child_dirs(folder)

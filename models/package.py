@@ -14,7 +14,7 @@ import torch
 
 from models.card import ModelCard, SplitMetrics, TrainingInfo
 from models.config import TrainConfig
-from models.data import Sample, TensorDataset, find_splits, load_tensors, scan_class_folders, split_by_patient
+from models.data import Sample, TensorDataset, load_tensors, scan_class_folders, split_by_patient, training_splits
 from models.device import select_device
 from models.errors import DatasetError
 from models.inference import calibrated_p_pneumonia, predict_logits
@@ -40,11 +40,7 @@ def _limit(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
 
 def prepare_data(cfg: TrainConfig, spec: PreprocessSpec) -> dict[str, TensorDataset]:
     """Scan the splits, carve a patient-level validation set out of train, decode everything once."""
-    splits = find_splits(Path(cfg.data))
-    if "train" not in splits and splits.get("test") == Path(cfg.data):
-        splits = {"train": Path(cfg.data)}  # a plain NORMAL/ + PNEUMONIA/ folder: all of it is for training
-    if "train" not in splits:
-        raise DatasetError(f"{cfg.data} has no train/ split folder")
+    splits = training_splits(Path(cfg.data))
     train_all = _limit(scan_class_folders(splits["train"]).samples, cfg.limit, cfg.seed)
     if cfg.prefer_given_val and "val" in splits:
         train_s, val_s = train_all, scan_class_folders(splits["val"]).samples

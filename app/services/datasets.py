@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from app.errors import DatasetNotFound, PathNotAllowed
-from models.data import find_splits, scan_class_folders
+from models.data import find_splits, scan_class_folders, training_splits
 from models.errors import DatasetError
 
 
@@ -49,11 +49,7 @@ def locate_layout(folder: Path) -> Path:
 
 def check_dataset(folder: Path, min_per_class: int) -> dict[str, int]:
     """Per-class image counts of the training part; DatasetError (422) when unusable."""
-    splits = find_splits(folder)
-    train = splits.get("train") or (folder if splits.get("test") == folder else None)
-    if train is None:
-        raise DatasetError("dataset has no NORMAL/ and PNEUMONIA/ folders (or train/ with them)")
-    counts = scan_class_folders(train).counts()
+    counts = scan_class_folders(training_splits(folder)["train"]).counts()
     short = {k: v for k, v in counts.items() if v < min_per_class}
     if short:
         raise DatasetError(f"dataset needs at least {min_per_class} images per class; has {counts}")
