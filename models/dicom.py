@@ -10,10 +10,14 @@ pixel-data plug-ins (pylibjpeg with libjpeg, openjpeg and rle).
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from models.errors import ImageTooLarge, InvalidImage
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 # SOP classes that are images a chest radiograph can arrive as (CR, DX for presentation and
 # processing, digital X-ray variants, secondary capture of a radiograph).
@@ -39,15 +43,25 @@ def _first(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def decode_dicom(data: bytes, *, max_pixels: int) -> np.ndarray:
+def read_dicom(data: bytes) -> Dataset:
+    """Parse Part-10 bytes (pixel data is decoded later, on demand)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        return pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
         raise InvalidImage(f"corrupt or truncated DICOM: {exc}") from None
+
+
+def decode_dicom(data: bytes, *, max_pixels: int) -> np.ndarray:
+    return dicom_to_gray(read_dicom(data), max_pixels=max_pixels)
+
+
+def dicom_to_gray(ds: Dataset, *, max_pixels: int) -> np.ndarray:
+    """A parsed DICOM image -> (H, W) uint8, bone bright."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     sop = str(ds.get("SOPClassUID", ""))
     if sop.startswith(_NON_IMAGE_SOP_PREFIXES):

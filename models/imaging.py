@@ -11,6 +11,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,6 +34,7 @@ class DecodedImage:
 
     pixels: np.ndarray  # (H, W) uint8
     format: ImageFormat
+    dataset: Any = None  # the parsed pydicom Dataset for DICOM input (its header feeds DICOM outputs)
 
     @property
     def width(self) -> int:
@@ -118,14 +120,16 @@ def decode_image(
     """Decode PNG, JPEG or DICOM bytes into an 8-bit grayscale radiograph."""
     fmt = sniff_format(data)
     if fmt is ImageFormat.dicom:
-        from models.dicom import decode_dicom  # pydicom import is slow; only pay for it when needed
+        from models.dicom import dicom_to_gray, read_dicom  # pydicom import is slow; only pay for it when needed
 
-        pixels = decode_dicom(data, max_pixels=max_pixels)
+        dataset = read_dicom(data)
+        pixels = dicom_to_gray(dataset, max_pixels=max_pixels)
     else:
+        dataset = None
         pixels = _decode_raster(data, fmt, max_pixels)
     if pixels.ndim != 2:
         raise InvalidImage(f"expected a single grayscale frame, got array of shape {pixels.shape}")
     h, w = pixels.shape
     if min(h, w) < min_side:
         raise InvalidImage(f"image is {w}x{h}; the smaller side must be at least {min_side} px")
-    return DecodedImage(pixels=np.ascontiguousarray(pixels), format=fmt)
+    return DecodedImage(pixels=np.ascontiguousarray(pixels), format=fmt, dataset=dataset)

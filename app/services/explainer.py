@@ -65,6 +65,22 @@ def upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.asarray(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay", size: tuple[int, int] | None = None,
+            alpha: float = 0.5) -> np.ndarray:
+    """``pixels`` (H, W) uint8 X-ray and ``cam`` (h, w) in [0, 1] -> (H', W', 3) RGB overlay or (H', W') mask.
+
+    ``size`` is (width, height) of the result; default: the X-ray's own size.
+    """
+    h, w = pixels.shape
+    size = size or (w, h)
+    heat = upsample(cam, size)
+    if kind == "mask":
+        return heat
+    base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
+    index = (base.astype(np.intp) << 8) | heat
+    return np.take(blend_table(round(alpha, 3)), index, axis=0)
+
+
 def render_heatmap(
     pixels: np.ndarray,
     cam: np.ndarray,
@@ -78,13 +94,8 @@ def render_heatmap(
     """``pixels`` (H, W) uint8 X-ray and ``cam`` (h, w) scaled to [0, 1] -> encoded image."""
     h, w = pixels.shape
     size = output_size(w, h, max_side)
-    heat = upsample(cam, size)
-    if kind == "mask":
-        img = Image.fromarray(heat, mode="L")
-    else:
-        base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
-        index = (base.astype(np.intp) << 8) | heat
-        img = Image.fromarray(np.take(blend_table(round(alpha, 3)), index, axis=0), mode="RGB")
+    arr = compose(pixels, cam, kind=kind, size=size, alpha=alpha)
+    img = Image.fromarray(arr, mode="L" if kind == "mask" else "RGB")
     buf = io.BytesIO()
     if fmt == "png":
         img.save(buf, format="PNG", compress_level=png_compress_level)

@@ -34,6 +34,23 @@ class PredictOutcome:
     heatmap: RenderedHeatmap | None
 
 
+@dataclass(frozen=True)
+class Inference:
+    """One image through decode -> preprocess -> model: what every output format is built from."""
+
+    decoded: DecodedImage
+    model: ServingModel
+    p_pneumonia: float
+    label: Label
+    cams: np.ndarray  # (classes, h, w) raw class maps
+    seconds: dict[str, float]
+
+    def cam(self, target: Target = "PNEUMONIA") -> np.ndarray:
+        """The class map for ``target`` scaled to [0, 1]."""
+        name = self.label.value if target == "predicted" else target
+        return scale_maps(torch.from_numpy(self.cams[CLASS_INDEX[name]][None])).numpy()[0]
+
+
 class Predictor:
     def __init__(self, settings: Settings, registry: ModelRegistry, batcher: DynamicBatcher, metrics: Metrics) -> None:
         self.settings = settings
@@ -49,19 +66,15 @@ class Predictor:
         return decoded, x, t1 - t0, time.perf_counter() - t1
 
     def _render(self, pixels: np.ndarray, cam: np.ndarray, kind: HeatmapKind, fmt: HeatmapFormat) -> RenderedHeatmap:
-        scaled = scale_maps(torch.from_numpy(cam[None])).numpy()[0]
         s = self.settings
-        return render_heatmap(pixels, scaled, kind=kind, fmt=fmt, max_side=s.heatmap_max_side, alpha=s.heatmap_alpha,
+        return render_heatmap(pixels, cam, kind=kind, fmt=fmt, max_side=s.heatmap_max_side, alpha=s.heatmap_alpha,
                               png_compress_level=s.png_compress_level)
 
-    async def predict(
-        self, data: bytes, *, target: Target = "PNEUMONIA", heatmap: HeatmapKind | None = "overlay",
-        fmt: HeatmapFormat = "png",
-    ) -> PredictOutcome:
+    async def infer(self, data: bytes) -> Inference:
+        """Decode, preprocess and run the active model (batched with concurrent requests)."""
         model = self.registry.active
         if model is None:
             raise NotReady("model is not loaded yet")
-        t_start = time.perf_counter()
         self.batcher.arriving += 1
         try:
             decoded, x, t_decode, t_pre = await run_in_threadpool(self._decode_and_preprocess, data, model)
@@ -70,32 +83,39 @@ class Predictor:
         t_infer0 = time.perf_counter()
         result = await self.batcher.submit(x, model)
         t_infer = time.perf_counter() - t_infer0
-
         p_pneu = float(result.probabilities[1])
         label = Label.PNEUMONIA if p_pneu >= model.card.threshold else Label.NORMAL
-        target_label = label.value if target == "predicted" else target
+        for stage, seconds in (("decode", t_decode), ("preprocess", t_pre), ("infer", t_infer)):
+            self.metrics.stage_seconds.labels(stage).observe(seconds)
+        self.metrics.predictions.labels(label.value).inc()
+        return Inference(decoded, model, p_pneu, label, np.asarray(result.cams),
+                         {"decode": t_decode, "preprocess": t_pre, "infer": t_infer})
+
+    async def predict(
+        self, data: bytes, *, target: Target = "PNEUMONIA", heatmap: HeatmapKind | None = "overlay",
+        fmt: HeatmapFormat = "png",
+    ) -> PredictOutcome:
+        t_start = time.perf_counter()
+        inf = await self.infer(data)
+        target_label = inf.label.value if target == "predicted" else target
         rendered = None
         t_explain0 = time.perf_counter()
         if heatmap is not None:
-            cam = result.cams[CLASS_INDEX[target_label]]
-            rendered = await run_in_threadpool(self._render, decoded.pixels, cam, heatmap, fmt)
+            rendered = await run_in_threadpool(self._render, inf.decoded.pixels, inf.cam(target_label), heatmap, fmt)
         t_explain = time.perf_counter() - t_explain0
         total = time.perf_counter() - t_start
-
-        for stage, seconds in (("decode", t_decode), ("preprocess", t_pre), ("infer", t_infer), ("explain", t_explain)):
-            self.metrics.stage_seconds.labels(stage).observe(seconds)
-        self.metrics.predictions.labels(label.value).inc()
+        self.metrics.stage_seconds.labels("explain").observe(t_explain)
         ms = lambda s: round(s * 1000, 2)  # noqa: E731
         prediction = Prediction(
-            prediction=label,
-            probabilities={Label.NORMAL: 1.0 - p_pneu, Label.PNEUMONIA: p_pneu},
-            threshold=model.card.threshold,
-            model=model.ref,
+            prediction=inf.label,
+            probabilities={Label.NORMAL: 1.0 - inf.p_pneumonia, Label.PNEUMONIA: inf.p_pneumonia},
+            threshold=inf.model.card.threshold,
+            model=inf.model.ref,
             heatmap=None if rendered is None else Heatmap(
                 target=Label(target_label), kind=heatmap or "overlay", media_type=rendered.media_type,
                 width=rendered.width, height=rendered.height, data=rendered.base64()),
-            image=ImageInfo(width=decoded.width, height=decoded.height, format=decoded.format.value),
-            timing_ms=Timing(decode=ms(t_decode), preprocess=ms(t_pre), infer=ms(t_infer), explain=ms(t_explain),
-                             total=ms(total)),
+            image=ImageInfo(width=inf.decoded.width, height=inf.decoded.height, format=inf.decoded.format.value),
+            timing_ms=Timing(decode=ms(inf.seconds["decode"]), preprocess=ms(inf.seconds["preprocess"]),
+                             infer=ms(inf.seconds["infer"]), explain=ms(t_explain), total=ms(total)),
         )
         return PredictOutcome(prediction, rendered)
