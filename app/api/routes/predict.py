@@ -6,10 +6,17 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep
 from app.schemas import ErrorResponse, Prediction
+from app.dicom.multipart import encode_related
+from app.services.dicom_results import build_results
+from app.services.predictor import Predictor
 from app.services.upload import read_image_upload
+from app.core.config import Settings
+from models.errors import UnsupportedImageType
+from models.imaging import ImageFormat, sniff_format
 
 router = APIRouter(tags=["predict"], dependencies=[PredictRoleDep])
 
@@ -40,7 +47,8 @@ _BODY = {
 @router.post(
     "/predict",
     response_model=Prediction,
-    responses={**_ERRORS, 200: {"content": {"image/png": {}}, "description": "JSON, or the overlay PNG with Accept: image/png"}},
+    responses={**_ERRORS, 200: {"content": {"image/png": {}, 'multipart/related; type="application/dicom"': {}},
+                                "description": "JSON; the overlay PNG with Accept: image/png; SC + SR with output=dicom"}},
     openapi_extra=_BODY,
     summary="Screen one chest X-ray (PNG, JPEG or DICOM) for pneumonia",
 )
@@ -51,9 +59,14 @@ async def predict_image(
     target: Literal["PNEUMONIA", "NORMAL", "predicted"] = Query("PNEUMONIA", description="class the heatmap explains"),
     heatmap: Literal["overlay", "mask", "none"] = Query("overlay", description="overlay, grayscale mask, or none (faster)"),
     heatmap_format: Literal["png", "jpeg", "webp"] = Query("png", description="encoding of the heatmap image"),
+    output: Literal["json", "dicom"] = Query(
+        "json", description="dicom (DICOM input only): multipart/related with a Secondary Capture of the overlay "
+        "and a Comprehensive SR, both in the input's study"),
 ) -> Prediction | Response:
     with request.app.state.upload_slots.hold():
         data = await read_image_upload(request, settings.max_upload_bytes)
+    if output == "dicom":
+        return await _dicom_output(predictor, settings, data)
     wants_image = "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", "")
     kind = "overlay" if wants_image and heatmap == "none" else heatmap
     outcome = await predictor.predict(data, target=target, heatmap=None if kind == "none" else kind,
@@ -67,3 +80,18 @@ async def predict_image(
             "X-CXR-Model": f"{p.model.name}@{p.model.version}",
         })
     return p
+
+
+async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes) -> Response:
+    if sniff_format(data) is not ImageFormat.dicom:
+        raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
+    inf = await predictor.infer(data)
+    results = await run_in_threadpool(build_results, inf, alpha=settings.heatmap_alpha)
+    body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded())))
+    f = results.finding
+    return Response(body, media_type=content_type, headers={
+        "X-CXR-Prediction": f.label,
+        "X-CXR-Probability-Pneumonia": f"{f.probability:.6f}",
+        "X-CXR-Threshold": f"{f.threshold:.6f}",
+        "X-CXR-Model": f"{f.model_name}@{f.model_version}",
+    })

@@ -1,0 +1,76 @@
+"""Is this STOW-RS part a chest radiograph we can read? One verdict per instance, with a reason."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from app.dicom.codes import ELIGIBLE_MODALITIES
+from app.dicom.multipart import DICOM, Part
+from app.dicom.stow_response import Failed, FailureReason
+
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+
+
+@dataclass(frozen=True)
+class Eligible:
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    data: bytes
+
+
+def _decodable(transfer_syntax: str) -> bool:
+    if transfer_syntax in _UNCOMPRESSED:
+        return True
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(transfer_syntax).is_available)
+    except (NotImplementedError, ValueError, KeyError):
+        return False
+
+
+def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Failed:
+    """Header checks only (pixels are decoded later, in the background)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    def fail(reason: FailureReason, detail: str, sop_class: str = "", sop_uid: str = "") -> Failed:
+        return Failed(sop_class, sop_uid, reason, detail)
+
+    if part.media_type and part.media_type != DICOM:
+        return fail(FailureReason.CANNOT_UNDERSTAND, f"part has Content-Type {part.media_type!r}, not {DICOM}")
+    data = bytes(part.data)
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return fail(FailureReason.CANNOT_UNDERSTAND, "part is not a DICOM Part-10 file (no 'DICM' preamble)")
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), defer_size=4096)  # large values (pixels) stay unread
+        sop_class = str(ds.get("SOPClassUID", "") or "")
+        sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+        study = str(ds.get("StudyInstanceUID", "") or "")
+        modality = str(ds.get("Modality", "") or "").upper()
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+        has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
+        return fail(FailureReason.CANNOT_UNDERSTAND, f"corrupt or truncated DICOM: {type(exc).__name__}")
+    if not (sop_class and sop_uid and study):
+        return fail(FailureReason.CANNOT_UNDERSTAND, "instance lacks SOPClassUID, SOPInstanceUID or StudyInstanceUID",
+                    sop_class, sop_uid)
+    if study_uid is not None and study != study_uid:
+        return fail(FailureReason.DOES_NOT_MATCH_SOP_CLASS,
+                    "instance belongs to another study than the one in the request URL", sop_class, sop_uid)
+    if modality not in ELIGIBLE_MODALITIES:
+        return fail(FailureReason.SOP_CLASS_NOT_SUPPORTED,
+                    f"skipped: modality {modality or 'missing'} (only CR and DX radiographs are screened)",
+                    sop_class, sop_uid)
+    if frames != 1:
+        return fail(FailureReason.SOP_CLASS_NOT_SUPPORTED, f"skipped: {frames} frames (single-frame images only)",
+                    sop_class, sop_uid)
+    if not has_pixels:
+        return fail(FailureReason.DOES_NOT_MATCH_SOP_CLASS, "instance has no pixel data", sop_class, sop_uid)
+    if not _decodable(ts):
+        return fail(FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
+                    f"transfer syntax {ts or 'missing'} cannot be decoded here", sop_class, sop_uid)
+    return Eligible(sop_class, sop_uid, study, data)

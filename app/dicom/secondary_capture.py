@@ -1,0 +1,57 @@
+"""The Grad-CAM overlay as an RGB Secondary Capture in the source image's study."""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+
+from app.dicom.annotate import burn_in
+from app.dicom.codes import DISCLAIMER, MANUFACTURER, SC_SERIES_DESCRIPTION, SC_SERIES_NUMBER, Finding
+
+
+def banner(finding: Finding) -> list[str]:
+    return [
+        f"Finding: {'PNEUMONIA suspected' if finding.pneumonia else 'no pneumonia detected'}  "
+        f"P(pneumonia) = {finding.probability:.3f} (threshold {finding.threshold:.3f})",
+        f"Model: {finding.model_name} {finding.model_version}  |  heatmap: Grad-CAM for PNEUMONIA",
+        DISCLAIMER,
+    ]
+
+
+def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: Finding, *,
+                            series_uid: str | None = None) -> Dataset:
+    """``overlay_rgb`` (H, W, 3) uint8 at the source's size -> SC instance with the finding burned in.
+
+    Patient and study attributes come from ``source`` (highdicom copies the patient and
+    general study modules), so the PACS files it next to the radiograph.
+    """
+    pixels = burn_in(np.ascontiguousarray(overlay_rgb, dtype=np.uint8), banner(finding))
+    orientation = source.get("PatientOrientation")
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=source,
+        pixel_array=pixels,
+        photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+        bits_allocated=8,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        series_instance_uid=series_uid or hd.UID(),
+        series_number=SC_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        patient_orientation=tuple(orientation) if orientation and len(orientation) == 2 else ("L", "F"),
+        transfer_syntax_uid="1.2.840.10008.1.2.1",  # explicit VR little endian: every PACS reads it
+    )
+    sc.SeriesDescription = SC_SERIES_DESCRIPTION
+    sc.BodyPartExamined = str(source.get("BodyPartExamined", "") or "CHEST")
+    if "Laterality" in source:
+        sc.Laterality = source.Laterality
+    sc.ImageType = ["DERIVED", "SECONDARY"]
+    sc.BurnedInAnnotation = "YES"
+    sc.DerivationDescription = "Grad-CAM heatmap of the PNEUMONIA class over the source radiograph"
+    sc.ImageComments = f"{finding.headline()}; model {finding.model_name} {finding.model_version}. {DISCLAIMER}"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = source.SOPClassUID
+    ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    sc.SourceImageSequence = [ref]
+    return sc

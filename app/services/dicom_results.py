@@ -1,0 +1,48 @@
+"""An Inference on a DICOM radiograph -> the two result instances (SC overlay + SR) in its study."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+
+from app.dicom.codes import Finding
+from app.dicom.secondary_capture import build_secondary_capture
+from app.dicom.structured_report import build_report
+from app.schemas import Label
+from app.services.explainer import compose
+from app.services.predictor import Inference
+from models.errors import UnsupportedImageType
+
+
+@dataclass(frozen=True)
+class DicomResults:
+    finding: Finding
+    sc: Dataset
+    sr: Dataset
+
+    def encoded(self) -> tuple[bytes, bytes]:
+        return to_part10(self.sc), to_part10(self.sr)
+
+
+def to_part10(ds: Dataset) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def finding_of(inf: Inference) -> Finding:
+    card = inf.model.card
+    return Finding(pneumonia=inf.label is Label.PNEUMONIA, probability=inf.p_pneumonia, threshold=card.threshold,
+                   model_name=card.name, model_version=card.version, model_sha256=card.sha256)
+
+
+def build_results(inf: Inference, *, alpha: float = 0.5) -> DicomResults:
+    """CPU work (overlay at the source's full size, SC, SR): run it in a thread."""
+    source = inf.decoded.dataset
+    if source is None:
+        raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
+    finding = finding_of(inf)
+    overlay = compose(inf.decoded.pixels, inf.cam("PNEUMONIA"), kind="overlay", alpha=alpha)
+    return DicomResults(finding, build_secondary_capture(source, overlay, finding), build_report(source, finding))
