@@ -53,6 +53,10 @@ class JobNotFound(CXRError):
     """No training job has this id."""
 
 
+class ResultNotFound(CXRError):
+    """No DICOM result has this id (or it has no instances yet)."""
+
+
 class DatasetNotFound(CXRError):
     """No dataset at this path under the data root."""
 
@@ -79,6 +83,7 @@ STATUS: dict[type[CXRError], int] = {
     TooManyRequests: 429,
     JobNotFound: 404,
     DatasetNotFound: 404,
+    ResultNotFound: 404,
     PathNotAllowed: 400,
     NotReady: 503,
 }

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,8 +24,11 @@ from app.services.explainer import blend_table
 from app.services.job_store import JobStore
 from app.services.jobs import JobRunner
 from app.services.metrics import Metrics
+from app.services.pacs_client import PacsClient
 from app.services.predictor import Predictor
 from app.services.registry import ModelRegistry
+from app.services.result_store import ResultStore
+from app.services.stow import StowService
 from models.device import select_device
 from models.errors import CXRError
 
@@ -43,7 +47,9 @@ def _activate_at_startup(registry: ModelRegistry, settings: Settings):  # type: 
     return registry.activate(settings.model)
 
 
-def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
+               pacs_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """``pacs_transport``: how results reach the PACS (tests pass a mock; default: the network)."""
     settings = settings or Settings()
     metrics = Metrics()
     registry = ModelRegistry(settings.weights_dir, torch.device("cpu"), trained_dir=settings.state_dir / "models",
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             registry.device = device
             active = _activate_at_startup(registry, settings)
             store = JobStore(settings.state_dir / "jobs.sqlite3")
+            results = ResultStore(settings.state_dir / "dicom")
         except CXRError as exc:
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
@@ -79,12 +86,18 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         jobs = JobRunner(settings, store, registry, app.state.datasets)
         app.state.jobs = jobs
         jobs.start()
+        app.state.results = results
+        stow = StowService(settings, results, app.state.predictor, metrics, PacsClient(settings, pacs_transport))
+        app.state.stow = stow
+        await stow.start()
         try:
             yield
         finally:
+            await stow.stop()
             await jobs.stop()
             await batcher.stop()
             store.close()
+            results.close()
 
     app = FastAPI(
         title="CXR pneumonia screening",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -146,3 +147,32 @@ class Dataset(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[Dataset]
+
+
+class DicomResult(BaseModel):
+    """What was produced for one radiograph received over STOW-RS, and whether the PACS has it."""
+
+    id: str
+    study_instance_uid: str
+    source_sop_class_uid: str
+    source_sop_instance_uid: str
+    state: Literal["queued", "processing", "done", "failed"]
+    error: str | None = Field(None, description="why inference failed (state failed)")
+    prediction: Label | None = None
+    probability_pneumonia: float | None = None
+    threshold: float | None = None
+    model: str | None = Field(None, description="name@version of the model that read the image")
+    secondary_capture_sop_instance_uid: str | None = None
+    structured_report_sop_instance_uid: str | None = None
+    delivery: Literal["not_configured", "pending", "delivered", "failed"] = Field(
+        description="not_configured: no CXR_PACS_STOW_URL; pending: waiting or retrying; failed: out of attempts")
+    delivery_attempts: int
+    delivery_error: str | None = None
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+class DicomResultList(BaseModel):
+    study_instance_uid: str | None
+    results: list[DicomResult]

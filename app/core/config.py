@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.weights import weights_root
@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     max_dataset_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="what an archive may expand to")
     dataset_retention_days: float = Field(0, ge=0, description="delete uploaded datasets older than this; 0: keep")
     cancel_grace_s: float = Field(10.0, ge=0, description="seconds a cancelled worker gets before it is killed")
+
+    pacs_stow_url: str | None = Field(
+        None, description="STOW-RS URL that results (SC + SR) are sent to, e.g. http://pacs:8042/dicom-web/studies; "
+        "unset: results are kept here only (GET /dicomweb/results)")
+    pacs_username: str | None = Field(None, description="HTTP basic auth user for the PACS")
+    pacs_password: SecretStr | None = Field(None, description="HTTP basic auth password for the PACS")
+    pacs_token: SecretStr | None = Field(None, description="bearer token for the PACS (instead of basic auth)")
+    pacs_timeout_s: float = Field(30.0, gt=0, le=600, description="timeout of one delivery attempt")
+    pacs_max_attempts: int = Field(12, ge=1, le=1000, description="delivery attempts before a result is marked failed")
+    pacs_retry_base_s: float = Field(2.0, gt=0, description="first retry delay; doubles per attempt")
+    pacs_retry_max_s: float = Field(600.0, gt=0, description="cap on the retry delay")
+    max_stow_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="413 above this STOW-RS request size")
+    dicom_queue_size: int = Field(256, ge=1, description="STOW-RS instances waiting for inference before 503/A700")
+    dicom_workers: int = Field(4, ge=1, le=64, description="STOW-RS instances processed at once (they share the batcher)")
 
     auth: Literal["on", "off"] = Field("on", description="off disables API keys (logged as a warning)")
     api_keys: str | None = Field(None, description="'<key>:<predict|admin>,…'")

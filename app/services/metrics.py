@@ -20,6 +20,10 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.queue_depth = Gauge("cxr_queue_depth", "images waiting for inference", registry=r)
         self.predictions = Counter("cxr_predictions_total", "predictions by label", ["label"], registry=r)
+        self.dicom_instances = Counter("cxr_dicom_instances_total", "STOW-RS instances by outcome "
+                                       "(accepted, rejected, done, failed)", ["outcome"], registry=r)
+        self.pacs_deliveries = Counter("cxr_pacs_deliveries_total", "result deliveries to the PACS by outcome "
+                                       "(delivered, retry, failed)", ["outcome"], registry=r)
         self.model_info = Info("cxr_active_model", "the model that serves /predict", registry=r)
 
     def set_active(self, name: str, version: str, sha256: str, device: str) -> None:

@@ -1,0 +1,151 @@
+"""DICOMweb: STOW-RS intake (/dicomweb/studies) and the record of results sent back to the PACS."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.api.deps import AdminDep, PredictRoleDep, SettingsDep
+from app.dicom.multipart import check_related, encode_related, parse_related
+from app.dicom.stow_response import status_code, stow_response
+from app.errors import BadRequest, ResultNotFound
+from app.schemas import DicomResult, DicomResultList, ErrorResponse
+from app.services.result_store import ResultStore
+from app.services.stow import StowService
+from app.services.upload import read_limited
+
+router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+
+UID_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
+DICOM_JSON = "application/dicom+json"
+_STOW_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {'multipart/related; type="application/dicom"': {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+_STOW_RESPONSES = {
+    202: {"content": {DICOM_JSON: {}}, "description": "instances queued (ReferencedSOPSequence); some may have "
+          "failed (FailedSOPSequence with Failure Reason and the reason text in (0009,1001))"},
+    409: {"content": {DICOM_JSON: {}}, "description": "no instance was accepted; reasons per instance"},
+    400: {"model": ErrorResponse, "description": "malformed multipart/related body"},
+    401: {"model": ErrorResponse, "description": "missing or invalid API key"},
+    413: {"model": ErrorResponse, "description": "request larger than CXR_MAX_STOW_BYTES"},
+    415: {"model": ErrorResponse, "description": "not multipart/related; type=application/dicom"},
+    503: {"content": {DICOM_JSON: {}}, "description": "the inference queue is full (Failure Reason A700)"},
+}
+
+
+def get_stow(request: Request) -> StowService:
+    return request.app.state.stow
+
+
+def get_results(request: Request) -> ResultStore:
+    return request.app.state.results
+
+
+StowDep = Annotated[StowService, Depends(get_stow)]
+ResultsDep = Annotated[ResultStore, Depends(get_results)]
+
+
+async def _store(request: Request, stow: StowService, settings: SettingsDep, study: str | None) -> Response:
+    boundary = check_related(request.headers.get("content-type", ""))
+    with request.app.state.upload_slots.hold():
+        body = await read_limited(request, settings.max_stow_bytes)
+    parts = parse_related(body, boundary)
+    del body
+    accepted, failed = await stow.accept(parts, study)
+    status = status_code(accepted, failed)
+    headers = {"Retry-After": str(settings.retry_after_s * 5)} if status == 503 else None
+    return JSONResponse(stow_response(accepted, failed), status_code=status, media_type=DICOM_JSON, headers=headers)
+
+
+@router.post("/studies", responses=_STOW_RESPONSES, openapi_extra=_STOW_DOC, dependencies=[PredictRoleDep],
+             status_code=202, summary="STOW-RS: store instances; CR/DX radiographs are screened in the background")
+async def store_instances(request: Request, stow: StowDep, settings: SettingsDep) -> Response:
+    return await _store(request, stow, settings, None)
+
+
+@router.post("/studies/{study}", responses=_STOW_RESPONSES, openapi_extra=_STOW_DOC, dependencies=[PredictRoleDep],
+             status_code=202, summary="STOW-RS into one study (instances of other studies fail with A900)")
+async def store_study_instances(
+    request: Request, stow: StowDep, settings: SettingsDep,
+    study: Annotated[str, Path(pattern=UID_PATTERN, max_length=64)],
+) -> Response:
+    return await _store(request, stow, settings, study)
+
+
+def _ts(value: float | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc)
+
+
+def to_schema(row: dict) -> DicomResult:
+    return DicomResult(
+        id=row["id"], study_instance_uid=row["study_uid"], source_sop_class_uid=row["source_sop_class_uid"],
+        source_sop_instance_uid=row["source_sop_instance_uid"], state=row["state"], error=row["error"],
+        prediction=row["prediction"], probability_pneumonia=row["probability"], threshold=row["threshold"],
+        model=row["model"], secondary_capture_sop_instance_uid=row["sc_sop_instance_uid"],
+        structured_report_sop_instance_uid=row["sr_sop_instance_uid"], delivery=row["delivery"],
+        delivery_attempts=row["attempts"], delivery_error=row["delivery_error"],
+        next_attempt_at=_ts(row["next_attempt_at"]), created_at=_ts(row["created_at"]),  # type: ignore[arg-type]
+        delivered_at=_ts(row["delivered_at"]),
+    )
+
+
+@router.get("/results", response_model=DicomResultList, dependencies=[PredictRoleDep],
+            responses={401: {"model": ErrorResponse}},
+            summary="What was produced for a study (or the latest results) and whether the PACS has it")
+async def list_results(
+    results: ResultsDep,
+    study_instance_uid: Annotated[str | None, Query(alias="StudyInstanceUID", pattern=UID_PATTERN, max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> DicomResultList:
+    rows = (results.by_study(study_instance_uid, limit=limit, offset=offset) if study_instance_uid
+            else results.recent(limit=limit, offset=offset))
+    return DicomResultList(study_instance_uid=study_instance_uid, results=[to_schema(r) for r in rows])
+
+
+def _get(results: ResultStore, result_id: str) -> dict:
+    row = results.get(result_id)
+    if row is None:
+        raise ResultNotFound(f"no DICOM result {result_id!r}")
+    return row
+
+
+@router.get("/results/{result_id}", response_model=DicomResult, dependencies=[PredictRoleDep],
+            responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+async def get_result(results: ResultsDep, result_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> DicomResult:
+    return to_schema(_get(results, result_id))
+
+
+@router.get("/results/{result_id}/instances", dependencies=[PredictRoleDep],
+            responses={200: {"content": {'multipart/related; type="application/dicom"': {}}},
+                       401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+            summary="The SC and SR produced for one radiograph (multipart/related)")
+async def get_result_instances(results: ResultsDep,
+                               result_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> Response:
+    row = _get(results, result_id)
+    if row["state"] != "done":
+        raise ResultNotFound(f"result {result_id} is {row['state']}; instances exist once it is done")
+    sc, sr = results.output_paths(result_id)
+    body, content_type = encode_related([sc.read_bytes(), sr.read_bytes()])
+    return Response(body, media_type=content_type)
+
+
+@router.post("/results/{result_id}/deliver", response_model=DicomResult, dependencies=[AdminDep],
+             responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
+                        404: {"model": ErrorResponse}},
+             summary="Send a result to the PACS again (after a failed delivery)")
+async def redeliver(request: Request, results: ResultsDep, stow: StowDep,
+                    result_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> DicomResult:
+    row = _get(results, result_id)
+    if not stow.pacs.configured:
+        raise BadRequest("no PACS is configured (CXR_PACS_STOW_URL)")
+    if row["state"] != "done":
+        raise BadRequest(f"result {result_id} is {row['state']}; only done results can be delivered")
+    stow.retry_delivery(result_id)
+    return to_schema(_get(results, result_id))

@@ -1,0 +1,143 @@
+"""SQLite (WAL) record of every STOW-RS instance taken in and the results produced for it.
+
+One row per source instance: inference state (queued → processing → done | failed) and
+delivery state to the PACS (not_configured | pending → delivered | failed). Files live
+beside it: the incoming instance until it is processed, then the SC and SR.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    id TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL,
+    source_sop_class_uid TEXT NOT NULL,
+    source_sop_instance_uid TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    prediction TEXT,
+    probability REAL,
+    threshold REAL,
+    model TEXT,
+    sc_sop_instance_uid TEXT,
+    sr_sop_instance_uid TEXT,
+    delivery TEXT NOT NULL DEFAULT 'not_configured',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    delivery_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS results_study ON results (study_uid);
+CREATE INDEX IF NOT EXISTS results_source ON results (source_sop_instance_uid);
+CREATE INDEX IF NOT EXISTS results_delivery ON results (delivery, next_attempt_at);
+"""
+
+
+class ResultStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.incoming = self.root / "incoming"
+        self.outputs = self.root / "results"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "results.sqlite3", check_same_thread=False, timeout=30,
+                                   isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- files ------------------------------------------------------------------------------
+    def incoming_path(self, result_id: str) -> Path:
+        return self.incoming / f"{result_id}.dcm"
+
+    def output_paths(self, result_id: str) -> tuple[Path, Path]:
+        folder = self.outputs / result_id
+        return folder / "sc.dcm", folder / "sr.dcm"
+
+    # -- rows -------------------------------------------------------------------------------
+    def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, data: bytes) -> str:
+        """Persist an accepted instance (file first, then the row: a crash leaves no row without its file)."""
+        result_id = uuid.uuid4().hex[:16]
+        path = self.incoming_path(result_id)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        t = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO results (id, study_uid, source_sop_class_uid, source_sop_instance_uid, state, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                (result_id, study_uid, sop_class_uid, sop_instance_uid, t, t))
+        return result_id
+
+    def find_source(self, sop_instance_uid: str) -> dict[str, Any] | None:
+        """The live (not failed) result of a source instance, if it was received before."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM results WHERE source_sop_instance_uid = ? AND state != 'failed' "
+                "ORDER BY created_at DESC LIMIT 1", (sop_instance_uid,)).fetchone()
+        return dict(row) if row else None
+
+    def update(self, result_id: str, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._lock:
+            self._db.execute(f"UPDATE results SET {cols} WHERE id = ?", (*fields.values(), result_id))
+
+    def get(self, result_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM results WHERE id = ?", (result_id,)).fetchone()
+        return dict(row) if row else None
+
+    def by_study(self, study_uid: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM results WHERE study_uid = ? ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+                (study_uid, limit, offset)).fetchall()
+        return [dict(r) for r in rows]
+
+    def recent(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM results ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                                    (limit, offset)).fetchall()
+        return [dict(r) for r in rows]
+
+    def count_waiting(self) -> int:
+        with self._lock:
+            return int(self._db.execute(
+                "SELECT COUNT(*) FROM results WHERE state IN ('queued', 'processing')").fetchone()[0])
+
+    def unfinished(self) -> list[str]:
+        """At start: instances a stopped server had accepted but not processed, oldest first."""
+        with self._lock:
+            self._db.execute("UPDATE results SET state = 'queued' WHERE state = 'processing'")
+            return [r[0] for r in self._db.execute(
+                "SELECT id FROM results WHERE state = 'queued' ORDER BY created_at, rowid").fetchall()]
+
+    def due_deliveries(self, now: float, limit: int = 16) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM results WHERE delivery = 'pending' AND state = 'done' AND "
+                "(next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY next_attempt_at, created_at LIMIT ?",
+                (now, limit)).fetchall()
+        return [dict(r) for r in rows]
+
+    def next_due_at(self) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT MIN(COALESCE(next_attempt_at, 0)) FROM results "
+                                   "WHERE delivery = 'pending' AND state = 'done'").fetchone()
+        return None if row is None or row[0] is None else float(row[0])

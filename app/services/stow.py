@@ -1,0 +1,207 @@
+"""STOW-RS intake and background processing: accept, persist, answer; infer and deliver later.
+
+Accepted instances are written to disk before the HTTP answer, so a restart loses nothing:
+on start, anything still queued is processed again. Inference goes through the same
+Predictor (and batcher) as /predict. Delivery to the PACS retries with backoff until it
+succeeds or runs out of attempts; either way the row says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+
+from starlette.concurrency import run_in_threadpool
+
+from app.core.aio import cancel_and_wait
+from app.core.config import Settings
+from app.dicom.intake import Eligible, check_instance
+from app.dicom.multipart import Part
+from app.dicom.stow_response import Accepted, Failed, FailureReason
+from app.errors import NotReady, QueueFull
+from app.services.dicom_results import build_results
+from app.services.metrics import Metrics
+from app.services.pacs_client import PacsClient
+from app.services.predictor import Predictor
+from app.services.result_store import ResultStore
+from models.errors import CXRError
+
+log = logging.getLogger(__name__)
+
+
+class StowService:
+    def __init__(self, settings: Settings, store: ResultStore, predictor: Predictor, metrics: Metrics,
+                 pacs: PacsClient) -> None:
+        self.settings = settings
+        self.store = store
+        self.predictor = predictor
+        self.metrics = metrics
+        self.pacs = pacs
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._wake_delivery = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._intake_lock = threading.Lock()  # duplicate check + insert are one step
+
+    # -- intake (request path) ----------------------------------------------------------------
+    def _accept_sync(self, parts: list[Part], study_uid: str | None) -> tuple[list[Accepted], list[Failed], list[str]]:
+        with self._intake_lock:
+            return self._accept_locked(parts, study_uid)
+
+    def _accept_locked(self, parts: list[Part], study_uid: str | None) -> tuple[list[Accepted], list[Failed], list[str]]:
+        """Returns (accepted, failed, ids of new results to process). An instance received before
+        (a PACS re-sending a study) maps to its existing result and is not read again."""
+        new: list[str] = []
+        accepted: list[Accepted] = []
+        failed: list[Failed] = []
+        waiting = self.store.count_waiting()
+        seen: set[str] = set()
+        for part in parts:
+            verdict = check_instance(part, study_uid=study_uid)
+            if isinstance(verdict, Eligible) and verdict.sop_instance_uid in seen:
+                verdict = Failed(verdict.sop_class_uid, verdict.sop_instance_uid, FailureReason.CANNOT_UNDERSTAND,
+                                 "the same SOP Instance UID appears twice in this request")
+            if isinstance(verdict, Failed):
+                failed.append(verdict)
+                continue
+            seen.add(verdict.sop_instance_uid)
+            earlier = self.store.find_source(verdict.sop_instance_uid)
+            if earlier is not None:
+                accepted.append(Accepted(verdict.sop_class_uid, verdict.sop_instance_uid, earlier["id"]))
+                continue
+            if waiting >= self.settings.dicom_queue_size:
+                failed.append(Failed(verdict.sop_class_uid, verdict.sop_instance_uid, FailureReason.OUT_OF_RESOURCES,
+                                     f"{waiting} instances are already waiting for inference; retry later"))
+                continue
+            result_id = self.store.add(verdict.study_uid, verdict.sop_class_uid, verdict.sop_instance_uid,
+                                       verdict.data)
+            waiting += 1
+            new.append(result_id)
+            accepted.append(Accepted(verdict.sop_class_uid, verdict.sop_instance_uid, result_id))
+        return accepted, failed, new
+
+    async def accept(self, parts: list[Part], study_uid: str | None = None) -> tuple[list[Accepted], list[Failed]]:
+        accepted, failed, new = await run_in_threadpool(self._accept_sync, parts, study_uid)
+        for result_id in new:
+            self._queue.put_nowait(result_id)
+        self.metrics.dicom_instances.labels("accepted").inc(len(accepted))
+        self.metrics.dicom_instances.labels("rejected").inc(len(failed))
+        log.info("STOW-RS: %d instance(s) queued, %d received before, %d refused (%s)", len(new),
+                 len(accepted) - len(new), len(failed), ", ".join(sorted({f"{f.reason.name}" for f in failed})) or "-")
+        return accepted, failed
+
+    def retry_delivery(self, result_id: str) -> None:
+        self.store.update(result_id, delivery="pending", attempts=0, next_attempt_at=None, delivery_error=None)
+        self._wake_delivery.set()
+
+    # -- background ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        for result_id in await run_in_threadpool(self.store.unfinished):
+            self._queue.put_nowait(result_id)
+        if self._queue.qsize():
+            log.info("STOW-RS: %d instance(s) accepted before the restart are queued again", self._queue.qsize())
+        self._tasks = [asyncio.create_task(self._work(), name=f"stow-worker-{i}")
+                       for i in range(self.settings.dicom_workers)]
+        if self.pacs.configured:
+            self._tasks.append(asyncio.create_task(self._deliver_loop(), name="pacs-delivery"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            await cancel_and_wait(task)
+        self._tasks = []
+        await self.pacs.aclose()
+
+    async def _work(self) -> None:
+        while True:
+            result_id = await self._queue.get()
+            try:
+                await self.process(result_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad instance must not stop the worker
+                log.exception("STOW-RS: unexpected error processing result %s", result_id)
+                self.store.update(result_id, state="failed", error="internal error while processing; see the server log")
+
+    async def process(self, result_id: str) -> None:
+        path = self.store.incoming_path(result_id)
+        if not path.exists():
+            self.store.update(result_id, state="failed", error="the received instance is missing from disk")
+            return
+        self.store.update(result_id, state="processing")
+        data = await run_in_threadpool(path.read_bytes)
+        while True:
+            try:
+                inf = await self.predictor.infer(data)
+                break
+            except (QueueFull, NotReady):  # /predict traffic comes first; wait our turn
+                await asyncio.sleep(0.5)
+            except CXRError as exc:
+                self.store.update(result_id, state="failed", error=exc.detail)
+                self.metrics.dicom_instances.labels("failed").inc()
+                path.unlink(missing_ok=True)
+                log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
+                return
+        results = await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha)
+        sc_path, sr_path = self.store.output_paths(result_id)
+
+        def write() -> None:
+            sc_path.parent.mkdir(parents=True, exist_ok=True)
+            for dest, payload in zip((sc_path, sr_path), results.encoded()):
+                tmp = dest.with_suffix(".part")
+                tmp.write_bytes(payload)
+                tmp.replace(dest)
+
+        await run_in_threadpool(write)
+        f = results.finding
+        self.store.update(result_id, state="done", error=None, prediction=f.label, probability=f.probability,
+                          threshold=f.threshold, model=f"{f.model_name}@{f.model_version}",
+                          sc_sop_instance_uid=str(results.sc.SOPInstanceUID),
+                          sr_sop_instance_uid=str(results.sr.SOPInstanceUID),
+                          delivery="pending" if self.pacs.configured else "not_configured")
+        path.unlink(missing_ok=True)
+        self.metrics.dicom_instances.labels("done").inc()
+        log.info("STOW-RS: result %s done (%s)", result_id, f.label)
+        self._wake_delivery.set()
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            for row in await run_in_threadpool(self.store.due_deliveries, time.time()):
+                await self._deliver(row)
+            next_due = await run_in_threadpool(self.store.next_due_at)
+            timeout = 60.0 if next_due is None else max(0.05, next_due - time.time())
+            self._wake_delivery.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake_delivery.wait(), timeout=min(timeout, 60.0))
+
+    async def _deliver(self, row: dict) -> None:
+        result_id = row["id"]
+        sc_path, sr_path = self.store.output_paths(result_id)
+        try:
+            payloads = await run_in_threadpool(lambda: [sc_path.read_bytes(), sr_path.read_bytes()])
+        except OSError:
+            self.store.update(result_id, delivery="failed", delivery_error="result files are missing from disk")
+            self.metrics.pacs_deliveries.labels("failed").inc()
+            return
+        outcome = await self.pacs.send(payloads)
+        attempts = int(row["attempts"]) + 1
+        if outcome.ok:
+            self.store.update(result_id, delivery="delivered", attempts=attempts, delivered_at=time.time(),
+                              delivery_error=None, next_attempt_at=None)
+            self.metrics.pacs_deliveries.labels("delivered").inc()
+            log.info("PACS: result %s delivered (attempt %d)", result_id, attempts)
+            return
+        if attempts >= self.settings.pacs_max_attempts:
+            self.store.update(result_id, delivery="failed", attempts=attempts, delivery_error=outcome.detail,
+                              next_attempt_at=None)
+            self.metrics.pacs_deliveries.labels("failed").inc()
+            log.error("PACS: result %s NOT delivered after %d attempts: %s (POST /dicomweb/results/%s/deliver "
+                      "retries it)", result_id, attempts, outcome.detail, result_id)
+            return
+        delay = self.pacs.retry_delay(attempts) * (1 if outcome.retryable else 4)
+        self.store.update(result_id, attempts=attempts, delivery_error=outcome.detail,
+                          next_attempt_at=time.time() + delay)
+        self.metrics.pacs_deliveries.labels("retry").inc()
+        log.warning("PACS: result %s not delivered (%s); attempt %d of %d, next in %.1f s", result_id, outcome.detail,
+                    attempts, self.settings.pacs_max_attempts, delay)

@@ -1,0 +1,395 @@
+"""DICOM results (SC + SR), STOW-RS intake and delivery to a PACS (mocked here; Orthanc in test_orthanc.py)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import highdicom as hd
+import httpx
+import numpy as np
+import pydicom
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from app.core.config import Settings
+from app.dicom.multipart import check_related, encode_related, parse_related
+from app.main import create_app
+from app.services.result_store import ResultStore
+from tests.synth import chest_like, dicom_bytes
+
+XRAY = chest_like(300, 240, seed=3)
+PHI = {"PatientName": "Zyxwv^Qponm", "PatientID": "PID-8841", "PatientBirthDate": "20120304",
+       "AccessionNumber": "ACC-77123", "PatientSex": "F"}
+SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33"
+
+
+def cr(**kw) -> bytes:
+    return dicom_bytes(kw.pop("pixels", XRAY), patient=kw.pop("patient", PHI), **kw)
+
+
+def mpeg2() -> bytes:
+    """A CR whose pixel data claims MPEG-2 video: a transfer syntax nothing here decodes."""
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(io.BytesIO(cr()))
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + bytes(60)])
+    ds["PixelData"].VR = "OB"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def header(data: bytes) -> pydicom.Dataset:
+    return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+
+
+def instances(response: httpx.Response) -> list[pydicom.Dataset]:
+    parts = parse_related(response.content, check_related(response.headers["content-type"]))
+    return [pydicom.dcmread(io.BytesIO(bytes(p.data))) for p in parts]
+
+
+def sr_values(sr: pydicom.Dataset) -> dict[str, object]:
+    """Flatten the report tree: code meaning of each item's concept name -> its value."""
+    out: dict[str, object] = {}
+
+    def walk(items) -> None:  # noqa: ANN001
+        for item in items:
+            name = item.ConceptNameCodeSequence[0].CodeMeaning
+            if item.ValueType == "CODE":
+                out[name] = item.ConceptCodeSequence[0].CodeValue
+            elif item.ValueType == "NUM":
+                out[name] = float(item.MeasuredValueSequence[0].NumericValue)
+            elif item.ValueType == "TEXT":
+                out[name] = item.TextValue
+            elif item.ValueType == "IMAGE":
+                out[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+            walk(item.get("ContentSequence", []))
+
+    walk(sr.ContentSequence)
+    return out
+
+
+# -- POST /predict?output=dicom -------------------------------------------------------------------
+
+def test_predict_dicom_output_is_sc_and_sr_in_the_same_study(client):
+    src = cr()
+    source = header(src)
+    plain = client.post("/predict?heatmap=none", content=src, headers={"content-type": "application/dicom"}).json()
+    r = client.post("/predict?output=dicom", content=src, headers={"content-type": "application/dicom"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith('multipart/related; type="application/dicom"; boundary=')
+    sc, sr = instances(r)
+
+    for ds in (sc, sr):
+        assert ds.StudyInstanceUID == source.StudyInstanceUID
+        assert ds.PatientID == PHI["PatientID"] and str(ds.PatientName) == PHI["PatientName"]
+        assert ds.AccessionNumber == PHI["AccessionNumber"]
+        assert ds.SeriesInstanceUID != source.SeriesInstanceUID and ds.SOPInstanceUID != source.SOPInstanceUID
+        assert "pneumonia screening" in ds.SeriesDescription.lower()
+    assert sc.SeriesInstanceUID != sr.SeriesInstanceUID
+
+    assert sc.SOPClassUID == SC_CLASS and sc.file_meta.MediaStorageSOPClassUID == SC_CLASS
+    assert (sc.Rows, sc.Columns, sc.SamplesPerPixel, sc.PhotometricInterpretation) == (300, 240, 3, "RGB")
+    assert sc.BurnedInAnnotation == "YES"
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    rgb = sc.pixel_array
+    assert rgb.shape == (300, 240, 3)
+    assert (rgb[:5] == 0).mean() > 0.5  # the black banner with the burned-in text
+    assert not np.array_equal(rgb[..., 0], rgb[..., 2])  # a colour overlay, not the gray X-ray
+
+    assert sr.SOPClassUID == SR_CLASS
+    values = sr_values(sr)
+    p = plain["probabilities"]["PNEUMONIA"]
+    assert values["Finding"] == "233604007"  # SNOMED CT pneumonia
+    assert values["Pneumonia"] == ("52101004" if plain["prediction"] == "PNEUMONIA" else "2667000")
+    assert values["Calibrated probability of pneumonia"] == pytest.approx(p, abs=1e-6)
+    assert values["Decision threshold on the probability of pneumonia"] == pytest.approx(plain["threshold"])
+    assert values["Algorithm Name"] == plain["model"]["name"]
+    assert values["Algorithm Version"] == plain["model"]["version"]
+    assert values["Source of Measurement"] == source.SOPInstanceUID
+    assert "not for diagnostic use" in values["Impression"]
+    assert sr.CurrentRequestedProcedureEvidenceSequence[0].StudyInstanceUID == source.StudyInstanceUID
+    assert r.headers["x-cxr-prediction"] == plain["prediction"]
+
+    # highdicom reads both back as what they claim to be
+    report = hd.sr.ComprehensiveSR.from_dataset(sr)
+    assert report.SOPInstanceUID == sr.SOPInstanceUID
+    assert hd.Image.from_dataset(sc).SOPInstanceUID == sc.SOPInstanceUID
+
+
+def test_monochrome1_input_gives_the_same_finding(client):
+    a = client.post("/predict?output=dicom", content=cr(), headers={"content-type": "application/dicom"})
+    b = client.post("/predict?output=dicom", content=cr(pixels=255 - XRAY, photometric="MONOCHROME1"),
+                    headers={"content-type": "application/dicom"})
+    assert a.headers["x-cxr-probability-pneumonia"] == b.headers["x-cxr-probability-pneumonia"]
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) is not installed")
+def test_results_pass_dciodvfy(client, tmp_path):
+    src = cr(patient={**PHI, "StudyDate": "20240101", "StudyTime": "101010", "StudyID": "1"})
+    r = client.post("/predict?output=dicom", content=src, headers={"content-type": "application/dicom"})
+    for i, ds in enumerate(instances(r)):
+        path = tmp_path / f"{i}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+        errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+        assert errors == [], errors
+
+
+@pytest.mark.parametrize(("content", "ctype", "status", "needle"), [
+    (b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png", 415, "needs a DICOM input"),
+    (dicom_bytes(XRAY, with_pixels=False), "application/dicom", 422, "no pixel data"),
+    (dicom_bytes(XRAY, sop_class=SR_CLASS), "application/dicom", 422, "is not an image"),
+])
+def test_predict_dicom_output_bad_input(client, content, ctype, status, needle):
+    r = client.post("/predict?output=dicom", content=content, headers={"content-type": ctype})
+    assert r.status_code == status and needle in r.json()["detail"]
+
+
+# -- STOW-RS ---------------------------------------------------------------------------------------
+
+def stow(client: TestClient, payloads: list[bytes], path: str = "/dicomweb/studies") -> httpx.Response:
+    body, ctype = encode_related(payloads)
+    return client.post(path, content=body, headers={"content-type": ctype})
+
+
+def failures(r: httpx.Response) -> list[tuple[int, str]]:
+    return [(f["00081197"]["Value"][0], f["00091001"]["Value"][0]) for f in r.json().get("00081198", {}).get("Value", [])]
+
+
+def wait_done(client: TestClient, study: str, n: int, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = client.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]
+        if len(rows) >= n and all(r["state"] in ("done", "failed") for r in rows):
+            return rows
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.05)
+
+
+def test_stow_accepts_radiographs_and_reports_the_rest(client):
+    good = cr()
+    study = header(good).StudyInstanceUID
+    dx = cr(modality="DX", sop_class="1.2.840.10008.5.1.4.1.1.1.1")
+    dx_ds = pydicom.dcmread(io.BytesIO(dx))
+    dx_ds.StudyInstanceUID = study
+    buf = io.BytesIO()
+    dx_ds.save_as(buf)
+    ct = cr(modality="CT", sop_class="1.2.840.10008.5.1.4.1.1.2")
+    r = stow(client, [good, buf.getvalue(), ct, b"not dicom at all", cr(with_pixels=False),
+                      mpeg2()])
+    assert r.status_code == 202, r.text
+    assert r.headers["content-type"] == "application/dicom+json"
+    refs = r.json()["00081199"]["Value"]
+    assert [x["00081155"]["Value"][0] for x in refs] == [header(good).SOPInstanceUID, dx_ds.SOPInstanceUID]
+    reasons = failures(r)
+    assert [code for code, _ in reasons] == [0x0122, 0xC000, 0xA900, 0xC122]
+    assert "modality CT" in reasons[0][1] and "not a DICOM" in reasons[1][1]
+    assert "no pixel data" in reasons[2][1] and "transfer syntax" in reasons[3][1]
+
+    rows = wait_done(client, study, 2)
+    assert {row["state"] for row in rows} == {"done"}
+    assert all(row["delivery"] == "not_configured" for row in rows)
+    row = rows[0]
+    assert row["prediction"] in ("NORMAL", "PNEUMONIA") and 0 <= row["probability_pneumonia"] <= 1
+    direct = client.post("/predict?heatmap=none", content=good, headers={"content-type": "application/dicom"}).json()
+    assert row["probability_pneumonia"] == pytest.approx(direct["probabilities"]["PNEUMONIA"], abs=1e-6)
+
+    got = client.get(f"/dicomweb/results/{row['id']}/instances")
+    assert got.status_code == 200
+    sc, sr = instances(got)
+    assert (sc.SOPInstanceUID, sr.SOPInstanceUID) == (row["secondary_capture_sop_instance_uid"],
+                                                     row["structured_report_sop_instance_uid"])
+    assert sc.StudyInstanceUID == sr.StudyInstanceUID == study
+
+
+@pytest.mark.parametrize(("ctype", "body", "status", "needle"), [
+    ("application/dicom", b"x" * 200, 415, "multipart/related"),
+    ("multipart/related; type=\"application/dicom\"", b"--x\r\n\r\nabc\r\n--x--\r\n", 400, "boundary"),
+    ("multipart/related; type=\"application/json\"; boundary=x", b"--x\r\n\r\nabc\r\n--x--\r\n", 415, "type"),
+    ("multipart/related; type=\"application/dicom\"; boundary=x", b"no parts here", 400, "multipart"),
+    ("multipart/related; type=\"application/dicom\"; boundary=x", b"--x\r\nContent-Type: application/dicom\r\n\r\nab",
+     400, "truncated"),
+])
+def test_stow_bad_requests_are_4xx_with_reasons(client, ctype, body, status, needle):
+    r = client.post("/dicomweb/studies", content=body, headers={"content-type": ctype})
+    assert r.status_code == status, r.text
+    assert needle in r.json()["detail"]
+
+
+def test_stow_with_nothing_acceptable_is_409(client):
+    r = stow(client, [b"plain text", cr(modality="MR", sop_class="1.2.840.10008.5.1.4.1.1.4")])
+    assert r.status_code == 409
+    assert [code for code, _ in failures(r)] == [0xC000, 0x0122]
+    assert "00081199" not in r.json()
+
+
+def test_stow_into_a_study_refuses_other_studies(client):
+    data = cr()
+    other = stow(client, [data], "/dicomweb/studies/1.2.3.4")
+    assert other.status_code == 409 and failures(other)[0][0] == 0xA900
+    same = stow(client, [data], f"/dicomweb/studies/{header(data).StudyInstanceUID}")
+    assert same.status_code == 202
+    assert client.post("/dicomweb/studies/not-a-uid", content=b"").status_code == 422
+
+
+def test_bad_pixels_fail_in_the_background_with_a_reason(client):
+    ds = pydicom.dcmread(io.BytesIO(cr()))
+    ds.PixelData = ds.PixelData[:100]  # header says 300x240; the data is short
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    r = stow(client, [buf.getvalue()])
+    assert r.status_code == 202
+    row = wait_done(client, ds.StudyInstanceUID, 1)[0]
+    assert row["state"] == "failed" and "pixel data" in row["error"]
+    assert client.get(f"/dicomweb/results/{row['id']}/instances").status_code == 404
+
+
+def test_stow_queue_full_answers_a700(settings):
+    settings.dicom_queue_size = 1
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        c.app.state.results.count_waiting = lambda: 1  # the queue is already full
+        r = stow(c, [cr()])
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert failures(r)[0][0] == 0xA700
+
+
+def test_instances_accepted_before_a_restart_are_processed(settings):
+    store = ResultStore(settings.state_dir / "dicom")
+    data = cr()
+    h = header(data)
+    rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, data)
+    store.update(rid, state="processing")  # the server died mid-way
+    store.close()
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        row = wait_done(c, h.StudyInstanceUID, 1)[0]
+        assert row["id"] == rid and row["state"] == "done"
+    assert not (settings.state_dir / "dicom" / "incoming" / f"{rid}.dcm").exists()
+
+
+def test_results_listing_validation(client):
+    assert client.get("/dicomweb/results", params={"StudyInstanceUID": "abc"}).status_code == 422
+    assert client.get("/dicomweb/results/0123456789abcdef").status_code == 404
+    assert client.get("/dicomweb/results").json()["results"] == []
+
+
+# -- delivery to the PACS --------------------------------------------------------------------------
+
+class FakePacs:
+    """A STOW-RS peer: fails the first ``fail`` requests with ``status``, then stores."""
+
+    def __init__(self, fail: int = 0, status: int = 503) -> None:
+        self.fail, self.status = fail, status
+        self.calls = 0
+        self.stored: list[pydicom.Dataset] = []
+        self.auth: list[str | None] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        self.auth.append(request.headers.get("authorization"))
+        if self.calls <= self.fail:
+            if self.status == 0:
+                raise httpx.ConnectError("connection refused", request=request)
+            return httpx.Response(self.status, text="unavailable")
+        boundary = check_related(request.headers["content-type"])
+        for part in parse_related(request.content, boundary):
+            self.stored.append(pydicom.dcmread(io.BytesIO(bytes(part.data))))
+        return httpx.Response(200, json={"00081199": {"vr": "SQ", "Value": []}})
+
+
+@pytest.fixture()
+def pacs_app(settings: Settings) -> Iterator[tuple[TestClient, FakePacs]]:
+    pacs = FakePacs(fail=2, status=503)
+    settings.pacs_stow_url = "http://pacs.test/dicom-web/studies"
+    settings.pacs_username, settings.pacs_password = "ai", SecretStr("secret")
+    settings.pacs_retry_base_s = 0.05
+    with TestClient(create_app(settings, configure_logs=False, pacs_transport=httpx.MockTransport(pacs))) as c:
+        yield c, pacs
+
+
+def wait_delivery(client: TestClient, study: str, states: tuple[str, ...], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = client.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]
+        if rows and rows[0]["delivery"] in states:
+            return rows[0]
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.05)
+
+
+def test_results_reach_the_pacs_after_retries(pacs_app):
+    client, pacs = pacs_app
+    data = cr()
+    study = header(data).StudyInstanceUID
+    assert stow(client, [data]).status_code == 202
+    row = wait_delivery(client, study, ("delivered",))
+    assert row["delivery_attempts"] == 3 and pacs.calls == 3
+    assert [ds.SOPClassUID for ds in pacs.stored] == [SC_CLASS, SR_CLASS]
+    assert all(ds.StudyInstanceUID == study for ds in pacs.stored)
+    assert pacs.auth[-1] == httpx.BasicAuth("ai", "secret")._auth_header  # type: ignore[attr-defined]
+    metrics = client.get("/metrics").text
+    assert 'cxr_pacs_deliveries_total{outcome="retry"} 2.0' in metrics
+    assert 'cxr_pacs_deliveries_total{outcome="delivered"} 1.0' in metrics
+
+
+def test_pacs_down_keeps_results_and_redelivers_on_request(settings):
+    pacs = FakePacs(fail=10**6, status=0)  # connection refused, always
+    settings.pacs_stow_url = "http://pacs.test/dicom-web/studies"
+    settings.pacs_retry_base_s = 0.02
+    settings.pacs_max_attempts = 3
+    with TestClient(create_app(settings, configure_logs=False, pacs_transport=httpx.MockTransport(pacs))) as c:
+        data = cr()
+        study = header(data).StudyInstanceUID
+        stow(c, [data])
+        row = wait_delivery(c, study, ("failed",))
+        assert row["delivery_attempts"] == 3 and "cannot reach the PACS" in row["delivery_error"]
+        assert row["state"] == "done"  # the result itself is kept
+        assert c.get(f"/dicomweb/results/{row['id']}/instances").status_code == 200
+        pacs.fail = 0  # the PACS is back
+        again = c.post(f"/dicomweb/results/{row['id']}/deliver")
+        assert again.status_code == 200 and again.json()["delivery"] == "pending"
+        assert wait_delivery(c, study, ("delivered",))["delivery"] == "delivered"
+    with TestClient(create_app(settings, configure_logs=False)) as c:  # and after a restart the record is there
+        assert c.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"][0]["delivery"] == "delivered"
+
+
+def test_redeliver_without_a_pacs_is_400(client):
+    data = cr()
+    stow(client, [data])
+    row = wait_done(client, header(data).StudyInstanceUID, 1)[0]
+    r = client.post(f"/dicomweb/results/{row['id']}/deliver")
+    assert r.status_code == 400 and "CXR_PACS_STOW_URL" in r.json()["detail"]
+
+
+def test_no_patient_data_in_logs(pacs_app, caplog):
+    client, _ = pacs_app
+    caplog.set_level(logging.DEBUG)
+    data = cr()
+    stow(client, [data, cr(modality="CT"), b"junk"])
+    client.post("/predict?output=dicom", content=data, headers={"content-type": "application/dicom"})
+    wait_delivery(client, header(data).StudyInstanceUID, ("delivered",))
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "STOW-RS" in text
+    for value in PHI.values():
+        if len(value) > 1:
+            assert value not in text
+
+
+def test_an_instance_sent_twice_is_read_once(client):
+    data = cr()
+    first = stow(client, [data])
+    study = header(data).StudyInstanceUID
+    wait_done(client, study, 1)
+    second = stow(client, [data])
+    assert second.status_code == 202
+    rid = lambda r: r.json()["00081199"]["Value"][0]["00091002"]["Value"][0]  # noqa: E731
+    assert rid(first) == rid(second)
+    assert len(client.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]) == 1
