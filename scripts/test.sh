@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/install_orthanc.sh  # the real PACS peer of tests/test_orthanc.py (Debian packages; skipped without root)
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --timeout 600 "$@"

@@ -1,5 +1,6 @@
 """The container definition: hadolint-clean, compose files valid, and its entry command serving /readyz."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -42,6 +43,14 @@ def test_compose_files_parse_and_point_at_real_paths(name):
         assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     else:
         assert "orthanc" in doc["services"] and "cxr-state" in doc["volumes"]
+        orthanc = doc["services"]["orthanc"]
+        for volume in orthanc["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / "docker" / source).resolve().is_file(), volume
+        servers = json.loads(orthanc["environment"]["ORTHANC__DICOM_WEB__SERVERS"])
+        assert servers["cxr"]["Url"] == "http://cxr:8000/dicomweb/" and "X-API-Key" in servers["cxr"]["HttpHeaders"]
+        assert doc["services"]["cxr"]["environment"]["CXR_PACS_STOW_URL"] == "http://orthanc:8042/dicom-web/studies"
 
 
 def _dockerfile_env() -> dict[str, str]:
