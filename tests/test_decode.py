@@ -1,6 +1,5 @@
 """The one decoder: PNG/JPEG modes, EXIF, DICOM LUTs, compression, and clear errors."""
 
-import io
 
 import numpy as np
 import pytest

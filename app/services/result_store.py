@@ -7,12 +7,13 @@ beside it: the incoming instance until it is processed, then the SC and SR.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from app.core.sqlite import open_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -50,12 +51,7 @@ class ResultStore:
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.outputs.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.root / "results.sqlite3", check_same_thread=False, timeout=30,
-                                   isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_wal(self.root / "results.sqlite3", SCHEMA)
 
     def close(self) -> None:
         self._db.close()
