@@ -30,7 +30,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs)
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--augment", default=d.augment, help="augmentation preset: standard | strong | none")
+    p.add_argument("--augment", default=d.augment, help="augmentation preset: standard | strong | robust | none")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--limit", type=int, default=None, help="train on at most N images (smoke runs)")

@@ -60,6 +60,10 @@ AUGMENT_PRESETS: dict[str, dict[str, float | tuple[float, float]]] = {
     # more scanner/exposure variety: for data from other sites or another time
     "strong": {"max_rotate_deg": 15.0, "max_shift": 0.08, "scale_range": (0.85, 1.15), "brightness": 0.2,
                "contrast": 0.3, "gamma": 0.3},
+    # against shortcut learning: the borders (shoulders, collimation, markers) are blanked at random,
+    # so the evidence has to come from the lung fields
+    "robust": {"max_rotate_deg": 10.0, "max_shift": 0.06, "scale_range": (0.9, 1.1), "brightness": 0.15,
+               "contrast": 0.25, "gamma": 0.2, "border_erase": 0.15},
     "none": {"max_rotate_deg": 0.0, "max_shift": 0.0, "scale_range": (1.0, 1.0), "brightness": 0.0,
              "contrast": 0.0, "gamma": 0.0},
 }
@@ -75,6 +79,7 @@ def augment_batch(
     brightness: float = 0.1,
     contrast: float = 0.15,
     gamma: float = 0.0,
+    border_erase: float = 0.0,
     mean: float = 0.5,
     std: float = 0.25,
 ) -> torch.Tensor:
@@ -83,7 +88,9 @@ def augment_batch(
     Small rotations, shifts and zooms (positioning varies between exposures) and
     brightness/contrast jitter (exposure and detector vary). No horizontal flip: the heart
     sits on the patient's left, and a mirrored chest is not an image the model will meet.
-    All randomness comes from ``generator`` so a seeded run repeats exactly.
+    ``border_erase`` > 0: half the images get each side blanked (to the darkest value) over a
+    random width of up to that fraction of the side. All randomness comes from ``generator`` so
+    a seeded run repeats exactly.
     """
     n = x.shape[0]
     dev = x.device
@@ -100,6 +107,15 @@ def augment_batch(
     # Fill the exposed border with the image's darkest value (air/collimation), not mid-grey.
     fill = x.amin(dim=(1, 2, 3), keepdim=True)
     out = F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+    if border_erase > 0:
+        size = x.shape[-1]
+        widths = (torch.rand(n, 4, generator=generator) * border_erase * size).long().to(dev)  # top, bottom, left, right
+        widths = widths * (torch.rand(n, 1, generator=generator) < 0.5).to(dev)
+        idx = torch.arange(size, device=dev)
+        rows = (idx[None, :] < widths[:, :1]) | (idx[None, :] >= size - widths[:, 1:2])
+        cols = (idx[None, :] < widths[:, 2:3]) | (idx[None, :] >= size - widths[:, 3:4])
+        blank = (rows[:, :, None] | cols[:, None, :]).unsqueeze(1)
+        out = torch.where(blank, fill.expand_as(out), out)
     if gamma > 0:  # detector response: intensity ** g on the [0, 1] scale, log-uniform g
         g = torch.exp(uniform(-gamma, gamma)).view(n, 1, 1, 1)
         out = (((out * std + mean).clamp(0, 1)) ** g - mean) / std

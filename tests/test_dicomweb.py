@@ -393,3 +393,27 @@ def test_an_instance_sent_twice_is_read_once(client):
     rid = lambda r: r.json()["00081199"]["Value"][0]["00091002"]["Value"][0]  # noqa: E731
     assert rid(first) == rid(second)
     assert len(client.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]) == 1
+
+
+def test_retention_deletes_finished_results_but_keeps_undelivered_ones(settings):
+    store = ResultStore(settings.state_dir / "dicom")
+    ids = {}
+    for name, state, delivery in (("delivered", "done", "delivered"), ("local", "done", "not_configured"),
+                                  ("failed", "failed", "not_configured"), ("pending", "done", "pending"),
+                                  ("queued", "queued", "not_configured")):
+        data = cr()
+        h = header(data)
+        rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, data)
+        sc, sr = store.output_paths(rid)
+        sc.parent.mkdir(parents=True)
+        sc.write_bytes(b"sc")
+        sr.write_bytes(b"sr")
+        store.update(rid, state=state, delivery=delivery)
+        ids[name] = rid
+    assert store.purge(older_than=time.time() - 3600) == 0  # all younger than an hour
+    assert store.purge(older_than=time.time() + 1) == 3
+    assert store.get(ids["delivered"]) is None and store.get(ids["local"]) is None and store.get(ids["failed"]) is None
+    assert not (store.outputs / ids["delivered"]).exists()
+    assert not store.incoming_path(ids["failed"]).exists()
+    assert store.get(ids["pending"])["delivery"] == "pending" and store.output_paths(ids["pending"])[0].exists()
+    assert store.get(ids["queued"])["state"] == "queued" and store.incoming_path(ids["queued"]).exists()

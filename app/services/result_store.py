@@ -124,6 +124,24 @@ class ResultStore:
             return [r[0] for r in self._db.execute(
                 "SELECT id FROM results WHERE state = 'queued' ORDER BY created_at, rowid").fetchall()]
 
+    def purge(self, older_than: float) -> int:
+        """Delete results (rows and files) created before ``older_than`` (epoch seconds) that need
+        nothing more: done and delivered (or with no PACS configured), or failed. Results still
+        waiting for inference or delivery are kept whatever their age."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM results WHERE created_at < ? AND (state = 'failed' OR (state = 'done' AND "
+                "delivery IN ('delivered', 'not_configured')))", (older_than,)).fetchall()]
+        for result_id in ids:
+            for path in (*self.output_paths(result_id), self.incoming_path(result_id)):
+                path.unlink(missing_ok=True)
+            folder = self.outputs / result_id
+            if folder.is_dir():
+                folder.rmdir()
+            with self._lock:
+                self._db.execute("DELETE FROM results WHERE id = ?", (result_id,))
+        return len(ids)
+
     def due_deliveries(self, now: float, limit: int = 16) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(

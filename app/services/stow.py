@@ -106,6 +106,8 @@ class StowService:
                        for i in range(self.settings.dicom_workers)]
         if self.pacs.configured:
             self._tasks.append(asyncio.create_task(self._deliver_loop(), name="pacs-delivery"))
+        if self.settings.dicom_retention_days > 0:
+            self._tasks.append(asyncio.create_task(self._housekeeping(), name="dicom-retention"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -164,6 +166,21 @@ class StowService:
         self.metrics.dicom_instances.labels("done").inc()
         log.info("STOW-RS: result %s done (%s)", result_id, f.label)
         self._wake_delivery.set()
+
+    async def purge_expired(self) -> int:
+        cutoff = time.time() - self.settings.dicom_retention_days * 86400
+        removed = await run_in_threadpool(self.store.purge, cutoff)
+        if removed:
+            log.info("DICOM results: %d older than %g days deleted", removed, self.settings.dicom_retention_days)
+        return removed
+
+    async def _housekeeping(self) -> None:
+        while True:
+            try:
+                await self.purge_expired()
+            except OSError as exc:
+                log.error("DICOM results: retention sweep failed: %s", exc)
+            await asyncio.sleep(3600)
 
     async def _deliver_loop(self) -> None:
         while True:
