@@ -76,3 +76,17 @@ def test_strong_preset_with_gamma_is_seeded_and_bounded():
     assert torch.equal(a, b) and torch.isfinite(a).all()
     identity = augment_batch(x, torch.Generator().manual_seed(3), **AUGMENT_PRESETS["none"])
     assert (identity - x).abs().max() < 1e-5  # the "none" preset leaves images as they are
+
+
+def test_border_erase_blanks_edges_only_and_is_seeded():
+    spec = PreprocessSpec(image_size=64)
+    x = spec.normalize(torch.from_numpy(np.stack([chest_like(64, 64, seed=i) for i in range(32)]))).unsqueeze(1)
+    kw = dict(max_rotate_deg=0.0, max_shift=0.0, scale_range=(1.0, 1.0), brightness=0.0, contrast=0.0)
+    out = augment_batch(x, torch.Generator().manual_seed(5), border_erase=0.25, **kw)
+    assert torch.equal(out, augment_batch(x, torch.Generator().manual_seed(5), border_erase=0.25, **kw))
+    fill = x.amin(dim=(1, 2, 3), keepdim=True)
+    blank = (out == fill) & (x != fill)
+    assert blank.any(dim=(1, 2, 3)).sum() >= 8  # about half of the images lose some border
+    assert not blank[..., 17:47, 17:47].any()  # never more than a quarter of a side: the centre is kept
+    untouched = ~blank.any(dim=(1, 2, 3))
+    assert torch.allclose(out[untouched], x[untouched], atol=1e-5)
