@@ -417,3 +417,17 @@ def test_retention_deletes_finished_results_but_keeps_undelivered_ones(settings)
     assert not store.incoming_path(ids["failed"]).exists()
     assert store.get(ids["pending"])["delivery"] == "pending" and store.output_paths(ids["pending"])[0].exists()
     assert store.get(ids["queued"])["state"] == "queued" and store.incoming_path(ids["queued"]).exists()
+
+
+def test_compressed_instances_are_screened_like_uncompressed_ones(client):
+    plain = cr()
+    rle = pydicom.dcmread(io.BytesIO(plain))
+    rle.compress("1.2.840.10008.1.2.5")  # RLE Lossless, as PACS often store
+    buf = io.BytesIO()
+    rle.save_as(buf, enforce_file_format=True)
+    r = stow(client, [buf.getvalue()])
+    assert r.status_code == 202, r.text
+    row = wait_done(client, rle.StudyInstanceUID, 1)[0]
+    direct = client.post("/predict?heatmap=none", content=plain, headers={"content-type": "application/dicom"}).json()
+    assert row["state"] == "done"
+    assert row["probability_pneumonia"] == pytest.approx(direct["probabilities"]["PNEUMONIA"], abs=1e-6)
