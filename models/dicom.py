@@ -92,7 +92,12 @@ def dicom_to_gray(ds: Dataset, *, max_pixels: int) -> np.ndarray:
     if arr.ndim == 3 and photometric in ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT"):
         from PIL import Image
 
-        rgb = arr if photometric == "RGB" else pydicom.pixels.convert_color_space(arr, photometric, "RGB")
+        # JPEG 2000 decoders undo the RCT/ICT colour transform themselves: those arrive as RGB
+        try:
+            rgb = arr if photometric in ("RGB", "YBR_RCT", "YBR_ICT") else pydicom.pixels.convert_color_space(
+                arr, photometric, "RGB")
+        except (NotImplementedError, ValueError) as exc:
+            raise InvalidImage(f"cannot convert {photometric} colour DICOM to grayscale: {exc}") from None
         return np.asarray(Image.fromarray(rgb.astype(np.uint8), "RGB").convert("L"), dtype=np.uint8)
     if arr.ndim != 2 or arr.shape != (rows, cols):
         raise InvalidImage(f"DICOM pixel data has shape {arr.shape}, expected a single {rows}x{cols} frame")

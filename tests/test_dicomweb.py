@@ -431,3 +431,32 @@ def test_compressed_instances_are_screened_like_uncompressed_ones(client):
     direct = client.post("/predict?heatmap=none", content=plain, headers={"content-type": "application/dicom"}).json()
     assert row["state"] == "done"
     assert row["probability_pneumonia"] == pytest.approx(direct["probabilities"]["PNEUMONIA"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_pydicom_sample_files_never_give_a_500(client):
+    """Every DICOM test file pydicom ships (176: CT, MR, RT, SR, colour, JPEG/J2K/JPEG-LS/RLE,
+    big endian, broken ones) through /predict?output=dicom and STOW-RS: a 2xx or a 4xx, never a 5xx."""
+    import os
+
+    base = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")
+    files = [os.path.join(d, f) for d, _, names in os.walk(base) for f in names]
+    files = [f for f in files if os.path.getsize(f) < 5_000_000]
+    assert len(files) > 100
+    statuses: dict[int, int] = {}
+    for path in files:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        r = client.post("/predict?output=dicom", content=data, headers={"content-type": "application/dicom"})
+        assert r.status_code < 500, (os.path.basename(path), r.text)
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        if r.status_code != 200:
+            assert r.json()["detail"]
+    assert statuses.get(200, 0) >= 30
+    for start in range(0, len(files), 40):
+        payloads = []
+        for path in files[start:start + 40]:
+            with open(path, "rb") as fh:
+                payloads.append(fh.read())
+        r = stow(client, payloads)
+        assert r.status_code in (202, 409), r.text

@@ -19,6 +19,21 @@ def banner(finding: Finding) -> list[str]:
     ]
 
 
+def _orientation(source: Dataset) -> tuple[str, str] | None:
+    """The source's Patient Orientation when it is two valid biped values (e.g. L\\F), else None."""
+    value = source.get("PatientOrientation")
+    try:
+        pair = tuple(str(v) for v in value) if value is not None and not isinstance(value, str) else ()
+        if len(pair) == 2:
+            for v in pair:
+                for letter in v:
+                    hd.PatientOrientationValuesBiped(letter)
+            return pair  # type: ignore[return-value]
+    except ValueError:
+        pass
+    return None
+
+
 def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: Finding, *,
                             series_uid: str | None = None) -> Dataset:
     """``overlay_rgb`` (H, W, 3) uint8 at the source's size -> SC instance with the finding burned in.
@@ -27,7 +42,7 @@ def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: F
     general study modules), so the PACS files it next to the radiograph.
     """
     pixels = burn_in(np.ascontiguousarray(overlay_rgb, dtype=np.uint8), banner(finding))
-    orientation = source.get("PatientOrientation")
+    orientation = _orientation(source)
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,
         pixel_array=pixels,
@@ -39,9 +54,11 @@ def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: F
         sop_instance_uid=hd.UID(),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        patient_orientation=tuple(orientation) if orientation and len(orientation) == 2 else ("L", "F"),
+        patient_orientation=orientation or ("L", "F"),
         transfer_syntax_uid="1.2.840.10008.1.2.1",  # explicit VR little endian: every PACS reads it
     )
+    if orientation is None:
+        sc.PatientOrientation = None  # unknown: left empty (type 2) rather than guessed
     sc.SeriesDescription = SC_SERIES_DESCRIPTION
     sc.BodyPartExamined = str(source.get("BodyPartExamined", "") or "CHEST")
     if "Laterality" in source:

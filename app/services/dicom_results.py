@@ -13,7 +13,7 @@ from app.dicom.structured_report import build_report
 from app.schemas import Label
 from app.services.explainer import compose
 from app.services.predictor import Inference
-from models.errors import UnsupportedImageType
+from models.errors import InvalidImage, UnsupportedImageType
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,13 @@ def build_results(inf: Inference, *, alpha: float = 0.5) -> DicomResults:
     source = inf.decoded.dataset
     if source is None:
         raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
+    missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID") if not source.get(k)]
+    if missing:
+        raise InvalidImage(f"DICOM lacks {', '.join(missing)}: results cannot be placed in its study")
     finding = finding_of(inf)
     overlay = compose(inf.decoded.pixels, inf.cam("PNEUMONIA"), kind="overlay", alpha=alpha)
-    return DicomResults(finding, build_secondary_capture(source, overlay, finding), build_report(source, finding))
+    try:
+        return DicomResults(finding, build_secondary_capture(source, overlay, finding), build_report(source, finding))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # attributes highdicom cannot copy
+        # the message may quote attribute values (patient data): only its type is passed on
+        raise InvalidImage(f"cannot build DICOM results from this instance's attributes ({type(exc).__name__})") from None
