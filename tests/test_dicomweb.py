@@ -97,7 +97,10 @@ def test_predict_dicom_output_is_sc_and_sr_in_the_same_study(client):
     assert sc.SeriesInstanceUID != sr.SeriesInstanceUID
 
     assert sc.SOPClassUID == SC_CLASS and sc.file_meta.MediaStorageSOPClassUID == SC_CLASS
-    assert (sc.Rows, sc.Columns, sc.SamplesPerPixel, sc.PhotometricInterpretation) == (300, 240, 3, "RGB")
+    assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (300, 240, 3)
+    # JPEG baseline by default (CXR_DICOM_SC_COMPRESSION): small, and every PACS decodes it
+    assert sc.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    assert sc.PhotometricInterpretation == "YBR_FULL_422" and sc.LossyImageCompression == "01"
     assert sc.BurnedInAnnotation == "YES"
     assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
     rgb = sc.pixel_array
@@ -123,6 +126,15 @@ def test_predict_dicom_output_is_sc_and_sr_in_the_same_study(client):
     report = hd.sr.ComprehensiveSR.from_dataset(sr)
     assert report.SOPInstanceUID == sr.SOPInstanceUID
     assert hd.Image.from_dataset(sc).SOPInstanceUID == sc.SOPInstanceUID
+
+
+def test_uncompressed_secondary_capture_on_request(settings):
+    settings.dicom_sc_compression = "none"
+    with TestClient(create_app(settings, configure_logs=False)) as c:
+        r = c.post("/predict?output=dicom", content=cr(), headers={"content-type": "application/dicom"})
+    sc = instances(r)[0]
+    assert sc.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1" and sc.PhotometricInterpretation == "RGB"
+    assert sc.pixel_array.shape == (300, 240, 3) and "LossyImageCompression" not in sc
 
 
 def test_monochrome1_input_gives_the_same_finding(client):

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     pacs_retry_max_s: float = Field(600.0, gt=0, description="cap on the retry delay")
     max_stow_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="413 above this STOW-RS request size")
     dicom_queue_size: int = Field(256, ge=1, description="STOW-RS instances waiting for inference before 503/A700")
+    dicom_sc_compression: Literal["jpeg", "none"] = Field(
+        "jpeg", description="Secondary Capture encoding: jpeg (baseline, ~10x smaller) or none (lossless)")
     dicom_retention_days: float = Field(
         30, ge=0, description="delete finished DICOM results (they hold patient data) after this many days; 0: keep")
     dicom_workers: int = Field(4, ge=1, le=64, description="STOW-RS instances processed at once (they share the batcher)")

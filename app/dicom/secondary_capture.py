@@ -34,9 +34,15 @@ def _orientation(source: Dataset) -> tuple[str, str] | None:
     return None
 
 
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
+
+
 def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: Finding, *,
-                            series_uid: str | None = None) -> Dataset:
+                            series_uid: str | None = None, compression: str = "jpeg") -> Dataset:
     """``overlay_rgb`` (H, W, 3) uint8 at the source's size -> SC instance with the finding burned in.
+
+    ``compression``: "jpeg" (baseline, lossy; the default) or "none".
 
     Patient and study attributes come from ``source`` (highdicom copies the patient and
     general study modules), so the PACS files it next to the radiograph.
@@ -46,7 +52,8 @@ def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: F
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,
         pixel_array=pixels,
-        photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+        photometric_interpretation=(hd.PhotometricInterpretationValues.YBR_FULL_422 if compression == "jpeg"
+                                    else hd.PhotometricInterpretationValues.RGB),
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
         series_instance_uid=series_uid or hd.UID(),
@@ -55,8 +62,13 @@ def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: F
         instance_number=1,
         manufacturer=MANUFACTURER,
         patient_orientation=orientation or ("L", "F"),
-        transfer_syntax_uid="1.2.840.10008.1.2.1",  # explicit VR little endian: every PACS reads it
+        # JPEG baseline: a 2048² overlay is ~1 MB instead of 12 MB, and every PACS reads it;
+        # "none": explicit VR little endian, lossless
+        transfer_syntax_uid=JPEG_BASELINE if compression == "jpeg" else EXPLICIT_LITTLE,
     )
+    if compression == "jpeg":  # General Image module: say that lossy compression was applied
+        sc.LossyImageCompression = "01"
+        sc.LossyImageCompressionMethod = "ISO_10918_1"
     if orientation is None:
         sc.PatientOrientation = None  # unknown: left empty (type 2) rather than guessed
     sc.SeriesDescription = SC_SERIES_DESCRIPTION

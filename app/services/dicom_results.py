@@ -38,7 +38,7 @@ def finding_of(inf: Inference) -> Finding:
                    model_name=card.name, model_version=card.version, model_sha256=card.sha256)
 
 
-def build_results(inf: Inference, *, alpha: float = 0.5) -> DicomResults:
+def build_results(inf: Inference, *, alpha: float = 0.5, compression: str = "jpeg") -> DicomResults:
     """CPU work (overlay at the source's full size, SC, SR): run it in a thread."""
     source = inf.decoded.dataset
     if source is None:
@@ -49,7 +49,7 @@ def build_results(inf: Inference, *, alpha: float = 0.5) -> DicomResults:
     finding = finding_of(inf)
     overlay = compose(inf.decoded.pixels, inf.cam("PNEUMONIA"), kind="overlay", alpha=alpha)
     try:
-        return DicomResults(finding, build_secondary_capture(source, overlay, finding), build_report(source, finding))
+        return DicomResults(finding, build_secondary_capture(source, overlay, finding, compression=compression), build_report(source, finding))
     except (ValueError, TypeError, AttributeError, KeyError) as exc:  # attributes highdicom cannot copy
         # the message may quote attribute values (patient data): only its type is passed on
         raise InvalidImage(f"cannot build DICOM results from this instance's attributes ({type(exc).__name__})") from None

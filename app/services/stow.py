@@ -145,7 +145,8 @@ class StowService:
                 path.unlink(missing_ok=True)
                 log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
                 return
-        results = await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha)
+        results = await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha,
+                                             compression=self.settings.dicom_sc_compression)
         sc_path, sr_path = self.store.output_paths(result_id)
 
         def write() -> None:

@@ -86,7 +86,8 @@ async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes) -
     if sniff_format(data) is not ImageFormat.dicom:
         raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
     inf = await predictor.infer(data)
-    results = await run_in_threadpool(build_results, inf, alpha=settings.heatmap_alpha)
+    results = await run_in_threadpool(build_results, inf, alpha=settings.heatmap_alpha,
+                                     compression=settings.dicom_sc_compression)
     body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded())))
     f = results.finding
     return Response(body, media_type=content_type, headers={
