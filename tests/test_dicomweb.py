@@ -472,3 +472,28 @@ def test_pydicom_sample_files_never_give_a_500(client):
                 payloads.append(fh.read())
         r = stow(client, payloads)
         assert r.status_code in (202, 409), r.text
+
+
+def test_concurrent_stow_and_predict_traffic(client):
+    """8 STOW-RS requests (2 instances each, one instance shared by all) beside 16 /predict calls:
+    every request answered, every instance screened once, /predict unaffected."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shared = cr()
+    bodies = [[shared, cr()] for _ in range(8)]
+    png = cr()
+
+    def push(payloads: list[bytes]) -> int:
+        return stow(client, payloads).status_code
+
+    def predict(_: int) -> int:
+        return client.post("/predict?heatmap=none", content=png, headers={"content-type": "application/dicom"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        pushed = list(pool.map(push, bodies))
+        predicted = list(pool.map(predict, range(16)))
+    assert pushed == [202] * 8 and predicted == [200] * 16
+    study = header(shared).StudyInstanceUID
+    assert len(wait_done(client, study, 1)) == 1  # the shared instance was read once
+    total = len(client.get("/dicomweb/results", params={"limit": 1000}).json()["results"])
+    assert total == 9
