@@ -497,3 +497,13 @@ def test_concurrent_stow_and_predict_traffic(client):
     assert len(wait_done(client, study, 1)) == 1  # the shared instance was read once
     total = len(client.get("/dicomweb/results", params={"limit": 1000}).json()["results"])
     assert total == 9
+
+
+def test_instance_without_series_uid_fails_with_a_reason_not_an_internal_error(client):
+    ds = pydicom.dcmread(io.BytesIO(cr()))
+    del ds.SeriesInstanceUID  # intake only needs study and SOP UIDs; the results need the series too
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    assert stow(client, [buf.getvalue()]).status_code == 202
+    row = wait_done(client, ds.StudyInstanceUID, 1)[0]
+    assert row["state"] == "failed" and "SeriesInstanceUID" in row["error"]

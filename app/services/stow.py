@@ -22,7 +22,7 @@ from app.dicom.intake import Eligible, check_instance
 from app.dicom.multipart import Part
 from app.dicom.stow_response import Accepted, Failed, FailureReason
 from app.errors import NotReady, QueueFull
-from app.services.dicom_results import build_results
+from app.services.dicom_results import DicomResults, build_results
 from app.services.metrics import Metrics
 from app.services.pacs_client import PacsClient
 from app.services.predictor import Predictor
@@ -126,6 +126,16 @@ class StowService:
                 log.exception("STOW-RS: unexpected error processing result %s", result_id)
                 self.store.update(result_id, state="failed", error="internal error while processing; see the server log")
 
+    async def _screen(self, data: bytes) -> DicomResults:
+        while True:
+            try:
+                inf = await self.predictor.infer(data)
+                break
+            except (QueueFull, NotReady):  # /predict traffic comes first; wait our turn
+                await asyncio.sleep(0.5)
+        return await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha,
+                                       compression=self.settings.dicom_sc_compression)
+
     async def process(self, result_id: str) -> None:
         path = self.store.incoming_path(result_id)
         if not path.exists():
@@ -133,20 +143,14 @@ class StowService:
             return
         self.store.update(result_id, state="processing")
         data = await run_in_threadpool(path.read_bytes)
-        while True:
-            try:
-                inf = await self.predictor.infer(data)
-                break
-            except (QueueFull, NotReady):  # /predict traffic comes first; wait our turn
-                await asyncio.sleep(0.5)
-            except CXRError as exc:
-                self.store.update(result_id, state="failed", error=exc.detail)
-                self.metrics.dicom_instances.labels("failed").inc()
-                path.unlink(missing_ok=True)
-                log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
-                return
-        results = await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha,
-                                             compression=self.settings.dicom_sc_compression)
+        try:
+            results = await self._screen(data)
+        except CXRError as exc:  # unreadable pixels, attributes that cannot be copied: the instance's fault
+            self.store.update(result_id, state="failed", error=exc.detail)
+            self.metrics.dicom_instances.labels("failed").inc()
+            path.unlink(missing_ok=True)
+            log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
+            return
         sc_path, sr_path = self.store.output_paths(result_id)
 
         def write() -> None:
