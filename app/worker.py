@@ -72,8 +72,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
 
     try:
         card = train_and_package(cfg, command=f"POST /train job {job_id}", on_progress=on_progress,
-                                 should_stop=lambda: store.cancel_requested(job_id), compare_with=base_dir,
-                                 card_extra=None)
+                                 should_stop=lambda: store.cancel_requested(job_id), compare_with=base_dir)
         final = state_dir / "models" / card.name
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = out.with_name("publish")
@@ -83,11 +82,11 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
             if (out / name).exists():
                 shutil.copy2(out / name, staging / name)
         os.replace(staging, final)  # atomic: a half-written version is never visible
+        shutil.rmtree(out, ignore_errors=True)  # checkpoints and scratch (job.log stays), gone before "succeeded"
         promote, reason = promotion_decision(card) if req.get("auto_promote") else (False, "auto_promote is off")
         store.transition(job_id, ("running",), "succeeded", finished_at=now(), model_version=card.name,
                          promoted=int(promote), promotion_reason=reason, pid=None,
                          progress={"epoch": card.training.epochs_run, "done": True})
-        shutil.rmtree(out, ignore_errors=True)  # checkpoints and scratch; job.log stays
         return 0
     except TrainingCancelled:
         store.transition(job_id, ("running",), "cancelled", finished_at=now(), pid=None)
