@@ -43,19 +43,20 @@ def _first(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def read_dicom(data: bytes) -> Dataset:
-    """Parse Part-10 bytes (pixel data is decoded later, on demand)."""
+# What pydicom raises for broken files, while parsing or when a lazily read element is first used.
+READ_ERRORS: tuple[type[Exception], ...] = (EOFError, ValueError, KeyError, TypeError, OSError, AttributeError)
+
+
+def read_dicom(data: bytes, *, defer_size: int | None = None) -> Dataset:
+    """Parse Part-10 bytes (pixel data is decoded later, on demand). ``defer_size``: values larger
+    than this many bytes (the pixels) are left unread until used."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
+        return pydicom.dcmread(io.BytesIO(data), defer_size=defer_size)
+    except (InvalidDicomError, *READ_ERRORS) as exc:
         raise InvalidImage(f"corrupt or truncated DICOM: {exc}") from None
-
-
-def decode_dicom(data: bytes, *, max_pixels: int) -> np.ndarray:
-    return dicom_to_gray(read_dicom(data), max_pixels=max_pixels)
 
 
 def dicom_to_gray(ds: Dataset, *, max_pixels: int) -> np.ndarray:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from app.dicom.codes import ELIGIBLE_MODALITIES
 from app.dicom.multipart import DICOM, Part
 from app.dicom.stow_response import Failed, FailureReason
-
-_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+from models.dicom import READ_ERRORS, read_dicom
+from models.errors import InvalidImage
 
 
 @dataclass(frozen=True)
@@ -21,8 +20,7 @@ class Eligible:
 
 
 def _decodable(transfer_syntax: str) -> bool:
-    if transfer_syntax in _UNCOMPRESSED:
-        return True
+    """pydicom has a decoder for it (native for uncompressed, a plug-in for compressed syntaxes)."""
     from pydicom.pixels import get_decoder
 
     try:
@@ -33,8 +31,6 @@ def _decodable(transfer_syntax: str) -> bool:
 
 def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Failed:
     """Header checks only (pixels are decoded later, in the background)."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
 
     def fail(reason: FailureReason, detail: str, sop_class: str = "", sop_uid: str = "") -> Failed:
         return Failed(sop_class, sop_uid, reason, detail)
@@ -45,7 +41,7 @@ def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Fa
     if len(data) < 132 or data[128:132] != b"DICM":
         return fail(FailureReason.CANNOT_UNDERSTAND, "part is not a DICOM Part-10 file (no 'DICM' preamble)")
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), defer_size=4096)  # large values (pixels) stay unread
+        ds = read_dicom(data, defer_size=4096)  # large values (pixels) stay unread
         sop_class = str(ds.get("SOPClassUID", "") or "")
         sop_uid = str(ds.get("SOPInstanceUID", "") or "")
         study = str(ds.get("StudyInstanceUID", "") or "")
@@ -53,7 +49,9 @@ def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Fa
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
         has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
+    except InvalidImage as exc:
+        return fail(FailureReason.CANNOT_UNDERSTAND, exc.detail)
+    except READ_ERRORS as exc:
         return fail(FailureReason.CANNOT_UNDERSTAND, f"corrupt or truncated DICOM: {type(exc).__name__}")
     if not (sop_class and sop_uid and study):
         return fail(FailureReason.CANNOT_UNDERSTAND, "instance lacks SOPClassUID, SOPInstanceUID or StudyInstanceUID",
