@@ -93,21 +93,26 @@ def read_card(folder: Path) -> ModelCard:
         raise WeightsError(f"model card {path} is invalid: {exc.__class__.__name__}: {str(exc)[:300]}") from None
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file in the same folder, fsync, then rename over ``path``."""
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``: readers see
+    the old file or the whole new one, and a crash after return cannot lose it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; cards and pointers are not secrets
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False)
-            f.write("\n")
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """JSON through write_atomic (0644: cards and pointers are not secrets)."""
+    write_atomic(path, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
 def write_card(folder: Path, card: ModelCard) -> None:

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from app.core.sqlite import open_wal
+from models.card import write_atomic
+
+PRIVATE = 0o600  # instances and results carry patient data
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -64,14 +67,17 @@ class ResultStore:
         folder = self.outputs / result_id
         return folder / "sc.dcm", folder / "sr.dcm"
 
+    def save_outputs(self, result_id: str, sc: bytes, sr: bytes) -> None:
+        sc_path, sr_path = self.output_paths(result_id)
+        sc_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(sc_path, sc, mode=PRIVATE)
+        write_atomic(sr_path, sr, mode=PRIVATE)
+
     # -- rows -------------------------------------------------------------------------------
     def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, data: bytes) -> str:
         """Persist an accepted instance (file first, then the row: a crash leaves no row without its file)."""
         result_id = uuid.uuid4().hex[:16]
-        path = self.incoming_path(result_id)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(self.incoming_path(result_id), data, mode=PRIVATE)
         t = time.time()
         with self._lock:
             self._db.execute(

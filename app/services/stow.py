@@ -151,16 +151,7 @@ class StowService:
             path.unlink(missing_ok=True)
             log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
             return
-        sc_path, sr_path = self.store.output_paths(result_id)
-
-        def write() -> None:
-            sc_path.parent.mkdir(parents=True, exist_ok=True)
-            for dest, payload in zip((sc_path, sr_path), results.encoded()):
-                tmp = dest.with_suffix(".part")
-                tmp.write_bytes(payload)
-                tmp.replace(dest)
-
-        await run_in_threadpool(write)
+        await run_in_threadpool(self.store.save_outputs, result_id, *results.encoded())
         f = results.finding
         self.store.update(result_id, state="done", error=None, prediction=f.label, probability=f.probability,
                           threshold=f.threshold, model=f"{f.model_name}@{f.model_version}",
