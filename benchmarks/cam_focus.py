@@ -20,8 +20,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.data import load_tensors, scan_class_folders, split_by_patient, training_splits  # noqa: E402
+from models.config import TrainConfig  # noqa: E402
+from models.data import load_tensors  # noqa: E402
 from models.gradcam import forward_with_cam  # noqa: E402
+from models.package import split_samples  # noqa: E402
 from models.weights import load_model, resolve_model_dir  # noqa: E402
 
 BOX = (0.15, 0.90, 0.12, 0.88)  # top, bottom, left, right (fractions of the side)
@@ -46,9 +48,7 @@ def main() -> None:
     for name in args.model:
         loaded = load_model(resolve_model_dir(name))
         card = loaded.card
-        training = card.training
-        train = scan_class_folders(training_splits(Path(args.data))["train"]).samples
-        _, val = split_by_patient(train, val_fraction=training.val_fraction, seed=training.patient_split_seed)
+        val = split_samples(TrainConfig.from_dict({**card.training.config, "data": args.data}))["val"]
         val = [s for s in val if s.label == 1]
         ds = load_tensors(val, card.input)
         shares = []

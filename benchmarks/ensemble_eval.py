@@ -20,24 +20,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.data import load_tensors, scan_class_folders, split_by_patient, training_splits  # noqa: E402
+from models.config import TrainConfig  # noqa: E402
+from models.data import load_tensors  # noqa: E402
 from models.inference import calibrated_p_pneumonia, predict_logits  # noqa: E402
 from models.metrics import fit_temperature, screening_threshold, summarize  # noqa: E402
+from models.package import split_samples  # noqa: E402
 from models.weights import load_model, resolve_model_dir  # noqa: E402
 
 
 def member_logits(name: str, data: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     loaded = load_model(resolve_model_dir(name))
     card = loaded.card
-    splits = training_splits(data)
-    train = scan_class_folders(splits["train"]).samples
-    _, val = split_by_patient(train, val_fraction=card.training.val_fraction, seed=card.training.patient_split_seed)
-    if card.training.counts.get("val", {}).get("NORMAL", 0) > sum(s.label == 0 for s in val) and "val" in splits:
-        val = val + scan_class_folders(splits["val"], require_all_classes=False).samples  # the official 16 too
-    test = scan_class_folders(splits["test"], require_all_classes=False).samples
+    samples = split_samples(TrainConfig.from_dict({**card.training.config, "data": str(data)}))
     logits, labels = {}, {}
-    for split, samples in (("val", val), ("test", test)):
-        ds = load_tensors(samples, card.input)
+    for split in ("val", "test"):
+        ds = load_tensors(samples[split], card.input)
         logits[split] = torch.log_softmax(predict_logits(loaded.model, ds.images, card.input, torch.device("cpu")), 1)
         labels[split] = ds.labels
     return logits, labels

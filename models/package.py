@@ -38,8 +38,10 @@ def _limit(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
     return sorted(picked, key=lambda s: str(s.path))
 
 
-def prepare_data(cfg: TrainConfig, spec: PreprocessSpec) -> dict[str, TensorDataset]:
-    """Scan the splits, carve a patient-level validation set out of train, decode everything once."""
+def split_samples(cfg: TrainConfig) -> dict[str, list[Sample]]:
+    """train / val (and test, when the data has it) exactly as a run with ``cfg`` splits them: a
+    patient-level validation set carved out of train (plus the official val images), or the
+    given val split with ``prefer_given_val``."""
     splits = training_splits(Path(cfg.data))
     train_all = _limit(scan_class_folders(splits["train"]).samples, cfg.limit, cfg.seed)
     if cfg.prefer_given_val and "val" in splits:
@@ -48,9 +50,19 @@ def prepare_data(cfg: TrainConfig, spec: PreprocessSpec) -> dict[str, TensorData
         train_s, val_s = split_by_patient(train_all, val_fraction=cfg.val_fraction, seed=cfg.seed)
         if cfg.extra_val_from_official and "val" in splits:
             val_s += scan_class_folders(splits["val"], require_all_classes=False).samples
-    out = {"train": load_tensors(train_s, spec, progress=True), "val": load_tensors(val_s, spec, progress=True)}
+    out = {"train": train_s, "val": val_s}
     if "test" in splits:
-        out["test"] = load_tensors(scan_class_folders(splits["test"], require_all_classes=False).samples, spec)
+        out["test"] = scan_class_folders(splits["test"], require_all_classes=False).samples
+    return out
+
+
+def prepare_data(cfg: TrainConfig, spec: PreprocessSpec) -> dict[str, TensorDataset]:
+    """Split the samples (split_samples) and decode everything once."""
+    samples = split_samples(cfg)
+    out = {"train": load_tensors(samples["train"], spec, progress=True),
+           "val": load_tensors(samples["val"], spec, progress=True)}
+    if "test" in samples:
+        out["test"] = load_tensors(samples["test"], spec)
     for name in ("train", "val"):
         if min(out[name].counts().values()) == 0:
             raise DatasetError(f"the {name} split has no images of class(es) "
