@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep
-from app.schemas import ErrorResponse, Prediction
+from app.schemas import ErrorResponse, Label, Prediction
 from app.dicom.multipart import encode_related
 from app.services.dicom_results import build_results
 from app.services.predictor import Predictor
@@ -73,13 +73,15 @@ async def predict_image(
                                       fmt="png" if wants_image else heatmap_format)
     p = outcome.prediction
     if wants_image and outcome.heatmap is not None:
-        return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers={
-            "X-CXR-Prediction": p.prediction.value,
-            "X-CXR-Probability-Pneumonia": f"{p.probabilities['PNEUMONIA']:.6f}",
-            "X-CXR-Threshold": f"{p.threshold:.6f}",
-            "X-CXR-Model": f"{p.model.name}@{p.model.version}",
-        })
+        return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers=result_headers(
+            p.prediction.value, p.probabilities[Label.PNEUMONIA], p.threshold, f"{p.model.name}@{p.model.version}"))
     return p
+
+
+def result_headers(label: str, p_pneumonia: float, threshold: float, model: str) -> dict[str, str]:
+    """The prediction in headers, for answers whose body is an image or DICOM."""
+    return {"X-CXR-Prediction": label, "X-CXR-Probability-Pneumonia": f"{p_pneumonia:.6f}",
+            "X-CXR-Threshold": f"{threshold:.6f}", "X-CXR-Model": model}
 
 
 async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes) -> Response:
@@ -90,9 +92,5 @@ async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes) -
                                      compression=settings.dicom_sc_compression)
     body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded())))
     f = results.finding
-    return Response(body, media_type=content_type, headers={
-        "X-CXR-Prediction": f.label,
-        "X-CXR-Probability-Pneumonia": f"{f.probability:.6f}",
-        "X-CXR-Threshold": f"{f.threshold:.6f}",
-        "X-CXR-Model": f"{f.model_name}@{f.model_version}",
-    })
+    return Response(body, media_type=content_type,
+                    headers=result_headers(f.label, f.probability, f.threshold, f"{f.model_name}@{f.model_version}"))
