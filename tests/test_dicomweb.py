@@ -507,3 +507,13 @@ def test_instance_without_series_uid_fails_with_a_reason_not_an_internal_error(c
     assert stow(client, [buf.getvalue()]).status_code == 202
     row = wait_done(client, ds.StudyInstanceUID, 1)[0]
     assert row["state"] == "failed" and "SeriesInstanceUID" in row["error"]
+
+
+def test_result_files_gone_from_disk_is_404_not_500(client):
+    data = cr()
+    stow(client, [data])
+    row = wait_done(client, header(data).StudyInstanceUID, 1)[0]
+    sc, _ = client.app.state.results.output_paths(row["id"])
+    sc.unlink()
+    r = client.get(f"/dicomweb/results/{row['id']}/instances")
+    assert r.status_code == 404 and "no longer on disk" in r.json()["detail"]

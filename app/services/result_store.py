@@ -73,6 +73,10 @@ class ResultStore:
         write_atomic(sc_path, sc, mode=PRIVATE)
         write_atomic(sr_path, sr, mode=PRIVATE)
 
+    def load_outputs(self, result_id: str) -> list[bytes]:
+        """[SC, SR] Part-10 bytes; OSError when they are not on disk."""
+        return [path.read_bytes() for path in self.output_paths(result_id)]
+
     # -- rows -------------------------------------------------------------------------------
     def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, data: bytes) -> str:
         """Persist an accepted instance (file first, then the row: a crash leaves no row without its file)."""

@@ -190,9 +190,8 @@ class StowService:
 
     async def _deliver(self, row: dict) -> None:
         result_id = row["id"]
-        sc_path, sr_path = self.store.output_paths(result_id)
         try:
-            payloads = await run_in_threadpool(lambda: [sc_path.read_bytes(), sr_path.read_bytes()])
+            payloads = await run_in_threadpool(self.store.load_outputs, result_id)
         except OSError:
             self.store.update(result_id, delivery="failed", delivery_error="result files are missing from disk")
             self.metrics.pacs_deliveries.labels("failed").inc()

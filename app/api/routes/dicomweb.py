@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, PredictRoleDep, SettingsDep
 from app.dicom.multipart import check_related, encode_related, parse_related
@@ -49,6 +50,7 @@ def get_results(request: Request) -> ResultStore:
 
 StowDep = Annotated[StowService, Depends(get_stow)]
 ResultsDep = Annotated[ResultStore, Depends(get_results)]
+ResultId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="id from the STOW-RS answer or the listing")]
 
 
 async def _store(request: Request, stow: StowService, settings: SettingsDep, study: str | None) -> Response:
@@ -118,7 +120,7 @@ def _get(results: ResultStore, result_id: str) -> dict:
 
 @router.get("/results/{result_id}", response_model=DicomResult, dependencies=[PredictRoleDep],
             responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
-async def get_result(results: ResultsDep, result_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> DicomResult:
+async def get_result(results: ResultsDep, result_id: ResultId) -> DicomResult:
     return to_schema(_get(results, result_id))
 
 
@@ -126,13 +128,15 @@ async def get_result(results: ResultsDep, result_id: Annotated[str, Path(pattern
             responses={200: {"content": {'multipart/related; type="application/dicom"': {}}},
                        401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
             summary="The SC and SR produced for one radiograph (multipart/related)")
-async def get_result_instances(results: ResultsDep,
-                               result_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> Response:
+async def get_result_instances(results: ResultsDep, result_id: ResultId) -> Response:
     row = _get(results, result_id)
     if row["state"] != "done":
         raise ResultNotFound(f"result {result_id} is {row['state']}; instances exist once it is done")
-    sc, sr = results.output_paths(result_id)
-    body, content_type = encode_related([sc.read_bytes(), sr.read_bytes()])
+    try:
+        payloads = await run_in_threadpool(results.load_outputs, result_id)
+    except OSError:
+        raise ResultNotFound(f"the instances of result {result_id} are no longer on disk") from None
+    body, content_type = encode_related(payloads)
     return Response(body, media_type=content_type)
 
 
@@ -140,8 +144,7 @@ async def get_result_instances(results: ResultsDep,
              responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
                         404: {"model": ErrorResponse}},
              summary="Send a result to the PACS again (after a failed delivery)")
-async def redeliver(request: Request, results: ResultsDep, stow: StowDep,
-                    result_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> DicomResult:
+async def redeliver(results: ResultsDep, stow: StowDep, result_id: ResultId) -> DicomResult:
     row = _get(results, result_id)
     if not stow.pacs.configured:
         raise BadRequest("no PACS is configured (CXR_PACS_STOW_URL)")
