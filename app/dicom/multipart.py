@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.core.multipart import PartHeaders
 from app.errors import BadRequest
 from models.errors import UnsupportedImageType
 
@@ -47,29 +48,19 @@ def check_related(content_type: str, expected: str = DICOM) -> bytes:
 def parse_related(body: bytes, boundary: bytes) -> list[Part]:
     """Split a multipart body into parts (headers lower-cased). 400 when it is not well formed."""
     parts: list[Part] = []
-    name, value = bytearray(), bytearray()
+    current = PartHeaders()
 
     def on_part_begin() -> None:
-        parts.append(Part())
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        name.extend(data[start:end])
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        value.extend(data[start:end])
-
-    def on_header_end() -> None:
-        parts[-1].headers[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
-        name.clear()
-        value.clear()
+        current.clear()
+        parts.append(Part(headers=current.headers))
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].data.extend(data[start:end])
 
     ended = [False]
     parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_part_data": on_part_data, "on_end": lambda: ended.__setitem__(0, True),
+        "on_part_begin": on_part_begin, **current.callbacks(), "on_part_data": on_part_data,
+        "on_end": lambda: ended.__setitem__(0, True),
     })
     try:
         parser.write(body)

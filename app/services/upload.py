@@ -8,6 +8,7 @@ from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import FormParser, MultipartParser, parse_options_header
 
+from app.core.multipart import PartHeaders
 from app.errors import BadRequest, UploadTooLarge
 from models.errors import UnsupportedImageType
 
@@ -102,31 +103,20 @@ async def stream_to_file(request: Request, dest: Path, limit: int, field: str = 
                 raise BadRequest("multipart body without a boundary parameter in Content-Type")
             state = {"name": None, "in_file": False, "found": False}
 
+            current = PartHeaders()
+
             def on_part_begin() -> None:
                 state.update(name=None, in_file=False)
-
-            headers: dict[bytes, bytes] = {}
-            current: list[bytes] = [b"", b""]
-
-            def on_header_field(data: bytes, start: int, end: int) -> None:
-                current[0] += data[start:end]
-
-            def on_header_value(data: bytes, start: int, end: int) -> None:
-                current[1] += data[start:end]
-
-            def on_header_end() -> None:
-                headers[current[0].lower()] = current[1]
-                current[0], current[1] = b"", b""
+                current.clear()
 
             def on_headers_finished() -> None:
-                _, disp = parse_options_header(headers.get(b"content-disposition", b""))
+                _, disp = parse_options_header(current.headers.get("content-disposition", ""))
                 name = disp.get(b"name", b"").decode("latin-1")
                 state["in_file"] = name == field and not state["found"]
                 if state["in_file"]:
                     state["found"] = True
                     fn = disp.get(b"filename")
                     filename[0] = fn.decode("latin-1") if fn else None
-                headers.clear()
 
             def on_part_data(data: bytes, start: int, end: int) -> None:
                 nonlocal written
@@ -137,8 +127,8 @@ async def stream_to_file(request: Request, dest: Path, limit: int, field: str = 
                     out.write(data[start:end])
 
             parser = MultipartParser(boundary, {
-                "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-                "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+                "on_part_begin": on_part_begin, **current.callbacks(), "on_headers_finished": on_headers_finished,
+                "on_part_data": on_part_data,
             })
             try:
                 async for chunk in request.stream():
