@@ -42,7 +42,6 @@ class Finding:
     threshold: float
     model_name: str
     model_version: str
-    model_sha256: str
 
     @property
     def label(self) -> str:

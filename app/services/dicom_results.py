@@ -35,7 +35,7 @@ def to_part10(ds: Dataset) -> bytes:
 def finding_of(inf: Inference) -> Finding:
     card = inf.model.card
     return Finding(pneumonia=inf.label is Label.PNEUMONIA, probability=inf.p_pneumonia, threshold=card.threshold,
-                   model_name=card.name, model_version=card.version, model_sha256=card.sha256)
+                   model_name=card.name, model_version=card.version)
 
 
 def build_results(inf: Inference, *, alpha: float = 0.5, compression: str = "jpeg") -> DicomResults:
@@ -49,7 +49,8 @@ def build_results(inf: Inference, *, alpha: float = 0.5, compression: str = "jpe
     finding = finding_of(inf)
     overlay = compose(inf.decoded.pixels, inf.cam("PNEUMONIA"), kind="overlay", alpha=alpha)
     try:
-        return DicomResults(finding, build_secondary_capture(source, overlay, finding, compression=compression), build_report(source, finding))
+        sc = build_secondary_capture(source, overlay, finding, compression=compression)
+        return DicomResults(finding, sc, build_report(source, finding))
     except (ValueError, TypeError, AttributeError, KeyError) as exc:  # attributes highdicom cannot copy
         # the message may quote attribute values (patient data): only its type is passed on
         raise InvalidImage(f"cannot build DICOM results from this instance's attributes ({type(exc).__name__})") from None
