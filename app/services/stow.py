@@ -47,10 +47,11 @@ class StowService:
 
     # -- intake (request path) ----------------------------------------------------------------
     def _accept_sync(self, parts: list[Part], study_uid: str | None) -> tuple[list[Accepted], list[Failed], list[str]]:
+        verdicts = [check_instance(part, study_uid=study_uid) for part in parts]  # parsing needs no lock
         with self._intake_lock:
-            return self._accept_locked(parts, study_uid)
+            return self._accept_locked(verdicts)
 
-    def _accept_locked(self, parts: list[Part], study_uid: str | None) -> tuple[list[Accepted], list[Failed], list[str]]:
+    def _accept_locked(self, verdicts: list[Eligible | Failed]) -> tuple[list[Accepted], list[Failed], list[str]]:
         """Returns (accepted, failed, ids of new results to process). An instance received before
         (a PACS re-sending a study) maps to its existing result and is not read again."""
         new: list[str] = []
@@ -58,8 +59,7 @@ class StowService:
         failed: list[Failed] = []
         waiting = self.store.count_waiting()
         seen: set[str] = set()
-        for part in parts:
-            verdict = check_instance(part, study_uid=study_uid)
+        for verdict in verdicts:
             if isinstance(verdict, Eligible) and verdict.sop_instance_uid in seen:
                 verdict = Failed(verdict.sop_class_uid, verdict.sop_instance_uid, FailureReason.CANNOT_UNDERSTAND,
                                  "the same SOP Instance UID appears twice in this request")
