@@ -39,7 +39,7 @@ EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 
 
 def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: Finding, *,
-                            series_uid: str | None = None, compression: str = "jpeg") -> Dataset:
+                            compression: str = "jpeg") -> Dataset:
     """``overlay_rgb`` (H, W, 3) uint8 at the source's size -> SC instance with the finding burned in.
 
     ``compression``: "jpeg" (baseline, lossy; the default) or "none".
@@ -56,7 +56,7 @@ def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: F
                                     else hd.PhotometricInterpretationValues.RGB),
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
-        series_instance_uid=series_uid or hd.UID(),
+        series_instance_uid=hd.UID(),
         series_number=SC_SERIES_NUMBER,
         sop_instance_uid=hd.UID(),
         instance_number=1,

@@ -72,7 +72,7 @@ def report_content(source: Dataset, finding: Finding) -> hd.sr.ContainerContentI
     return root
 
 
-def build_report(source: Dataset, finding: Finding, *, series_uid: str | None = None) -> Dataset:
+def build_report(source: Dataset, finding: Finding) -> Dataset:
     """Comprehensive SR in the source's study, referencing the source radiograph as evidence."""
     evidence = Dataset()  # header only: highdicom needs the study/series/SOP identity, not the pixels
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "PatientID",
@@ -83,7 +83,7 @@ def build_report(source: Dataset, finding: Finding, *, series_uid: str | None = 
     sr = hd.sr.ComprehensiveSR(
         evidence=[evidence],
         content=report_content(source, finding),
-        series_instance_uid=series_uid or hd.UID(),
+        series_instance_uid=hd.UID(),
         series_number=SR_SERIES_NUMBER,
         sop_instance_uid=hd.UID(),
         instance_number=1,
