@@ -1,8 +1,18 @@
-"""Collect each part's headers from python-multipart's streaming callbacks (form uploads and multipart/related)."""
+"""Multipart framing shared by form uploads and multipart/related: the boundary, and each part's headers."""
 
 from __future__ import annotations
 
 from typing import Callable
+
+from app.errors import BadRequest
+
+
+def boundary_of(params: dict[bytes, bytes], what: str = "multipart") -> bytes:
+    """The boundary from parsed Content-Type parameters; 400 without one."""
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadRequest(f"{what} body without a boundary parameter in Content-Type")
+    return boundary
 
 
 class PartHeaders:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.core.multipart import PartHeaders
+from app.core.multipart import PartHeaders, boundary_of
 from app.errors import BadRequest
 from models.errors import UnsupportedImageType
 
@@ -39,10 +39,7 @@ def check_related(content_type: str, expected: str = DICOM) -> bytes:
     declared = params.get(b"type", b"").decode("latin-1").lower()
     if declared and declared != expected:
         raise UnsupportedImageType(f"multipart/related of type {declared!r} is not supported; use type=\"{expected}\"")
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise BadRequest("multipart/related body without a boundary parameter in Content-Type")
-    return boundary
+    return boundary_of(params, "multipart/related")
 
 
 def parse_related(body: bytes, boundary: bytes) -> list[Part]:

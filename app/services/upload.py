@@ -8,7 +8,7 @@ from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import FormParser, MultipartParser, parse_options_header
 
-from app.core.multipart import PartHeaders
+from app.core.multipart import PartHeaders, boundary_of
 from app.errors import BadRequest, UploadTooLarge
 from models.errors import UnsupportedImageType
 
@@ -46,10 +46,7 @@ def _file_from_multipart(body: bytes, content_type: str, field: str) -> bytes:
         value = getattr(f, "value", b"") or b""
         found.setdefault(name, value)
 
-    _, params = parse_options_header(content_type)
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise BadRequest("multipart body without a boundary parameter in Content-Type")
+    boundary = boundary_of(parse_options_header(content_type)[1])
     try:
         parser = FormParser("multipart/form-data", on_field, on_file, boundary=boundary,
                             config={"MAX_MEMORY_FILE_SIZE": len(body) + 1, "MAX_BODY_SIZE": len(body) + 1})
@@ -97,10 +94,7 @@ async def stream_to_file(request: Request, dest: Path, limit: int, field: str = 
     filename: list[str | None] = [None]
     with open(dest, "wb") as out:
         if media == "multipart/form-data":
-            _, params = parse_options_header(content_type)
-            boundary = params.get(b"boundary")
-            if not boundary:
-                raise BadRequest("multipart body without a boundary parameter in Content-Type")
+            boundary = boundary_of(parse_options_header(content_type)[1])
             state = {"name": None, "in_file": False, "found": False}
 
             current = PartHeaders()
