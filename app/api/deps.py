@@ -13,6 +13,8 @@ from app.services.jobs import JobRunner
 from app.services.metrics import Metrics
 from app.services.predictor import Predictor
 from app.services.registry import ModelRegistry
+from app.services.result_store import ResultStore
+from app.services.stow import StowService
 
 
 def get_settings(request: Request) -> Settings:
@@ -37,6 +39,14 @@ def get_jobs(request: Request) -> JobRunner:
 
 def get_datasets(request: Request) -> DatasetStore:
     return request.app.state.datasets
+
+
+def get_stow(request: Request) -> StowService:
+    return request.app.state.stow
+
+
+def get_results(request: Request) -> ResultStore:
+    return request.app.state.results
 
 
 def _presented_key(request: Request) -> str | None:
@@ -76,6 +86,8 @@ PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
+StowDep = Annotated[StowService, Depends(get_stow)]
+ResultsDep = Annotated[ResultStore, Depends(get_results)]
 AdminDep = Depends(require_admin)
 PredictRoleDep = Depends(require_predict)
 MetricsAuthDep = Depends(require_metrics)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, PredictRoleDep, SettingsDep
+from app.api.deps import AdminDep, PredictRoleDep, ResultsDep, SettingsDep, StowDep
 from app.dicom.multipart import check_related, encode_related, parse_related
 from app.dicom.stow_response import status_code, stow_response
 from app.errors import BadRequest, ResultNotFound
@@ -39,17 +39,6 @@ _STOW_RESPONSES = {
     503: {"content": {DICOM_JSON: {}}, "description": "the inference queue is full (Failure Reason A700)"},
 }
 
-
-def get_stow(request: Request) -> StowService:
-    return request.app.state.stow
-
-
-def get_results(request: Request) -> ResultStore:
-    return request.app.state.results
-
-
-StowDep = Annotated[StowService, Depends(get_stow)]
-ResultsDep = Annotated[ResultStore, Depends(get_results)]
 ResultId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="id from the STOW-RS answer or the listing")]
 
 
