@@ -1,4 +1,4 @@
-"""`cxr` command line: train, evaluate, serve."""
+"""`cxr` command line: train, soup, calibrate, evaluate, serve."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import logging
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.errors import CXRError
+
+if TYPE_CHECKING:  # the heavy imports stay lazy so `cxr --help` is instant
+    from models.card import ModelCard
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +35,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--augment", default=d.augment, help="augmentation preset: standard | strong | robust | none")
+    p.add_argument("--threshold-augment", default=d.threshold_augment,
+                   help="augmentation preset the screening threshold must hold under (none: clean validation images)")
+    p.add_argument("--threshold-draws", type=int, default=d.threshold_draws, help="augmented draws per validation image")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--limit", type=int, default=None, help="train on at most N images (smoke runs)")
@@ -57,15 +64,58 @@ def _cmd_train(args: argparse.Namespace) -> int:
         arch=args.arch, data=args.data, out=args.out or f"runs/{args.arch}", epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, image_size=args.image_size,
         seed=args.seed, val_fraction=args.val_fraction, freeze_epochs=args.freeze_epochs, patience=args.patience,
-        label_smoothing=args.label_smoothing, augment=args.augment, device=args.device, threads=args.threads, limit=args.limit,
+        label_smoothing=args.label_smoothing, augment=args.augment, threshold_augment=args.threshold_augment,
+        threshold_draws=args.threshold_draws, device=args.device, threads=args.threads, limit=args.limit,
         pretrained=False if args.no_pretrained else None, resume=args.resume, name=args.name,
         version=args.version, notes=args.notes,
     )
-    command = "cxr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    card = train_and_package(cfg, command=command)
-    print(json.dumps({"out": cfg.out, "name": card.name, "version": card.version, "sha256": card.sha256,
-                      "metrics": {k: v.model_dump() for k, v in card.metrics.items()}}))
+    card = train_and_package(cfg, command=_command_line())
+    _print_card(card, cfg.out)
     return 0
+
+
+def _packaging_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, help="the data the model(s) were trained on (default: theirs)")
+    p.add_argument("--version", default=None)
+    p.add_argument("--threshold-augment", default=None,
+                   help="augmentation preset the threshold must hold under (default standard; none: clean images)")
+    p.add_argument("--threshold-draws", type=int, default=None, help="augmented draws per validation image")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def _packaging_overrides(args: argparse.Namespace, **extra: object) -> dict[str, object]:
+    return {"data": args.data, "version": args.version, "threshold_augment": args.threshold_augment,
+            "threshold_draws": args.threshold_draws, "device": args.device, "threads": args.threads, **extra}
+
+
+def _print_card(card: ModelCard, out: str) -> None:
+    print(json.dumps({"out": out, "name": card.name, "version": card.version, "sha256": card.sha256,
+                      "threshold": card.threshold, "temperature": card.temperature,
+                      "metrics": {k: v.model_dump() for k, v in card.metrics.items()}}))
+
+
+def _cmd_soup(args: argparse.Namespace) -> int:
+    from models.soup import soup_and_package
+
+    card = soup_and_package([Path(m) for m in args.model], _packaging_overrides(
+        args, out=args.out, name=args.name, notes=args.notes), command=_command_line())
+    _print_card(card, args.out)
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from models.recalibrate import recalibrate
+    from models.weights import resolve_model_dir
+
+    folder = resolve_model_dir(args.model)
+    card = recalibrate(folder, _packaging_overrides(args), command=_command_line())
+    _print_card(card, str(folder))
+    return 0
+
+
+def _command_line() -> str:
+    return "cxr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -92,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="folder with NORMAL/ and PNEUMONIA/ (or a split root: uses test/)")
     e.add_argument("--device", default="auto")
     e.add_argument("--plot", default=None, help="write a ROC + reliability diagram PNG here")
+    so = sub.add_parser("soup", help="average the weights of several fine-tunes of one backbone into one model")
+    so.add_argument("--model", action="append", required=True, help="a member model folder (repeat, two or more)")
+    so.add_argument("--out", required=True, help="model folder to write")
+    so.add_argument("--name", default=None)
+    so.add_argument("--notes", default=None)
+    _packaging_args(so)
+    c = sub.add_parser("calibrate", help="refit a model's temperature and threshold on validation (weights unchanged)")
+    c.add_argument("--model", required=True, help="shipped model name or model folder; its card is rewritten")
+    _packaging_args(c)
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
@@ -104,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve}
+    handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
+                "calibrate": _cmd_calibrate}
     try:
         return handlers[args.command](args)
     except CXRError as exc:

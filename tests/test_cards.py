@@ -27,7 +27,12 @@ def test_card_is_valid_and_complete(name):
     assert card.weights_file.endswith(".safetensors")
     assert 0 < card.threshold < 1 and card.temperature > 0
     assert {"val", "test"} <= set(card.metrics)
-    assert card.training.command.startswith("cxr train")
+    assert card.training.command.startswith(("cxr train", "cxr soup"))
+    if card.training.command.startswith("cxr soup"):  # every member was trained by a recorded command
+        members = card.training.model_extra["members"]
+        assert len(members) >= 2 and all(m["command"].startswith("cxr train") for m in members)
+        assert all(len(m["sha256"]) == 64 for m in members)
+    assert card.operating_point and "sensitivity >= 0.95" in card.operating_point
     assert "not a diagnosis" in card.limitations.lower() or "not a medical device" in card.limitations.lower()
     assert (folder / "test_predictions.csv").is_file()
 
