@@ -18,7 +18,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from app.core.config import Settings
+from app.dicom.codes import Finding
 from app.dicom.multipart import check_related, encode_related, parse_related
+from app.dicom.structured_report import device_uid
 from app.main import create_app
 from app.services.result_store import ResultStore
 from tests.synth import chest_like, dicom_bytes
@@ -71,6 +73,8 @@ def sr_values(sr: pydicom.Dataset) -> dict[str, object]:
                 out[name] = item.TextValue
             elif item.ValueType == "IMAGE":
                 out[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+            elif item.ValueType == "UIDREF":
+                out[name] = item.UID
             walk(item.get("ContentSequence", []))
 
     walk(sr.ContentSequence)
@@ -121,6 +125,15 @@ def test_predict_dicom_output_is_sc_and_sr_in_the_same_study(client):
     assert "not for diagnostic use" in values["Impression"]
     assert sr.CurrentRequestedProcedureEvidenceSequence[0].StudyInstanceUID == source.StudyInstanceUID
     assert r.headers["x-cxr-prediction"] == plain["prediction"]
+
+    # the observer device is the model: one stable UID per model name + version, for every report
+    again = sr_values(instances(client.post("/predict?output=dicom", content=cr(),
+                                            headers={"content-type": "application/dicom"}))[1])
+    assert values["Device Observer UID"] == again["Device Observer UID"]
+    assert values["Device Observer UID"].startswith("2.25.")
+    other = Finding(pneumonia=True, probability=0.9, threshold=0.5, model_name=plain["model"]["name"],
+                    model_version=plain["model"]["version"] + "-b")
+    assert device_uid(other) != values["Device Observer UID"]
 
     # highdicom reads both back as what they claim to be
     report = hd.sr.ComprehensiveSR.from_dataset(sr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import highdicom as hd
 from pydicom.dataset import Dataset
 
@@ -29,6 +31,14 @@ from app.dicom.codes import (
 R = hd.sr.RelationshipTypeValues
 
 
+def device_uid(finding: Finding) -> str:
+    """The observer device's UID: the same for every report of one model name + version (a PACS can
+    group reports by algorithm), different for another version: a 2.25 UID from a name-based UUID
+    (RFC 4122 version 5; PS3.5 B.2)."""
+    name = f"{PRODUCT}/{finding.model_name}/{finding.model_version}"
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, name).int}"
+
+
 def report_content(source: Dataset, finding: Finding) -> hd.sr.ContainerContentItem:
     """The content tree (PS3.3 C.17.3):
 
@@ -45,7 +55,7 @@ def report_content(source: Dataset, finding: Finding) -> hd.sr.ContainerContentI
     observer = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=hd.UID(), name=finding.model_name, manufacturer_name=MANUFACTURER, model_name=PRODUCT,
+            uid=device_uid(finding), name=finding.model_name, manufacturer_name=MANUFACTURER, model_name=PRODUCT,
         ),
     )
     items: list[hd.sr.ContentItem] = list(observer)
