@@ -91,8 +91,9 @@ def fit(
     on_progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
-    if cfg.augment not in AUGMENT_PRESETS:
-        raise CXRError(f"unknown augmentation preset {cfg.augment!r}; choose from {', '.join(AUGMENT_PRESETS)}")
+    for what, preset in (("augmentation", cfg.augment), ("threshold augmentation", cfg.threshold_augment)):
+        if preset not in AUGMENT_PRESETS:  # checked before hours of training, not after
+            raise CXRError(f"unknown {what} preset {preset!r}; choose from {', '.join(AUGMENT_PRESETS)}")
     device = select_device(cfg.device)
     gen = seed_everything(cfg.seed)
     model.to(device)

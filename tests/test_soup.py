@@ -156,3 +156,12 @@ def test_soup_of_a_missing_folder_fails_clearly(tmp_path):
     _member(tmp_path / "a")
     r = cxr("soup", "--model", str(tmp_path / "a"), "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "s"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_unknown_threshold_augmentation_fails_before_training(tmp_path):
+    data = write_dataset(tmp_path / "data", per_class=6, size=64, splits=("train",))
+    r = cxr("train", "--data", str(data), "--arch", "simple_cnn", "--image-size", "32", "--epochs", "1",
+            "--val-fraction", "0.3", "--out", str(tmp_path / "m"), "--threshold-augment", "mirror")
+    assert r.returncode == 2
+    assert "unknown threshold augmentation preset 'mirror'" in r.stderr and "epoch 1/1" not in r.stderr
+    assert not (tmp_path / "m" / "card.json").exists()
