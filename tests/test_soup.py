@@ -136,6 +136,9 @@ def test_cxr_soup_then_calibrate_end_to_end(tmp_path):
     torch.testing.assert_close(soup[key], (parts[0][key] + parts[1][key]) / 2)
     assert (out / "test_predictions.csv").is_file()
 
+    r = cxr("calibrate", "--model", str(tmp_path / "m0"), "--threshold-augment", "mirror")
+    assert r.returncode == 2 and "unknown threshold augmentation preset 'mirror'" in r.stderr
+
     # refuses to overwrite a member
     r = cxr("soup", "--model", str(tmp_path / "m0"), "--model", str(tmp_path / "m1"), "--out", str(tmp_path / "m0"))
     assert r.returncode == 2 and "is one of the members" in r.stderr
