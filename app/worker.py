@@ -53,7 +53,8 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         arch=base_card.architecture, data=req["dataset_dir"], out=str(out), epochs=req["epochs"],
         batch_size=req["batch_size"], lr=req["learning_rate"], image_size=base_card.input.image_size,
         seed=req["seed"], val_fraction=req["val_fraction"], freeze_epochs=req["epochs"] if req["freeze_backbone"] else 0,
-        patience=max(2, req["epochs"]), init_from=str(base_dir), pretrained=False, device="cpu",
+        patience=max(2, req["epochs"]), init_from=str(base_dir), pretrained=False,
+        device=req.get("device", "cpu"),
         threads=req.get("threads"), resume=bool(job.get("resume")), name=f"{base_card.name}-ft-{job_id}",
         version=time.strftime("%Y%m%d-%H%M%S"), extra_val_from_official=False, prefer_given_val=True,
     )

@@ -51,6 +51,8 @@ def test_train_then_activate_then_predict_with_the_new_version(train_settings):
         new = listed[done["model_version"]]
         assert new["source"] == "trained" and not new["active"]
         assert new["card"]["base_metrics"]["val"]["n"] == new["card"]["metrics"]["val"]["n"]
+        assert job["request"]["device"] == "cpu" and new["card"]["training"]["config"]["device"] == "cpu"
+        assert "under the 'standard' augmentation" in new["card"]["operating_point"]
         assert c.get("/train").json()["jobs"][0]["id"] == job["id"]
 
         r = c.post(f"/models/{done['model_version']}/activate")
@@ -189,3 +191,16 @@ def test_hostile_dataset_names_are_400(train_settings, name):
         r = c.post("/train", content=f'{{"dataset": "{name}"}}', headers={"content-type": "application/json"})
         assert r.status_code == 400, r.text
         assert c.get("/train").json()["total"] == 0
+
+
+def test_train_device_setting(monkeypatch):
+    from pydantic import ValidationError
+
+    from app.core.config import Settings
+
+    assert Settings().train_device == "cpu"
+    monkeypatch.setenv("CXR_TRAIN_DEVICE", "cuda:1")
+    assert Settings().train_device == "cuda:1"
+    monkeypatch.setenv("CXR_TRAIN_DEVICE", "gpu")
+    with pytest.raises(ValidationError, match="train_device"):
+        Settings()

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     data_root: Path | None = Field(None, description="server-side folder that POST /train datasets are relative to")
     train_threads: int = Field(1, ge=1, le=64, description="CPU threads of a training worker (inference keeps the rest)")
+    train_device: str = Field("cpu", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+                              description="device of a training worker: cpu (default: the GPU stays free for "
+                                          "inference) | auto | cuda | cuda:N | mps")
     train_nice: int = Field(19, ge=0, le=19, description="CPU niceness of training workers (19: lowest priority)")
     train_queue_size: int = Field(4, ge=1, le=100, description="queued + running jobs before POST /train answers 429")
     min_images_per_class: int = Field(20, ge=1, description="422 for a training dataset with fewer")

@@ -35,7 +35,8 @@ async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep
     base_name = body.base_model or (registry.active.folder.name if registry.active else default_model_name(settings.weights_dir))
     base = registry.find(base_name)
     request = body.model_dump() | {"base_model": base.name, "dataset_counts": counts, "dataset_dir": str(folder),
-                                   "base_model_dir": str(base.folder), "threads": settings.train_threads}
+                                   "base_model_dir": str(base.folder), "threads": settings.train_threads,
+                                   "device": settings.train_device}
     job = jobs.submit(request)
     response.headers["Location"] = f"/train/{job['id']}"
     return _job(job)
