@@ -1,4 +1,4 @@
-"""`cxr` command line: train, soup, calibrate, evaluate, serve."""
+"""`cxr` command line: train, soup, calibrate, evaluate, card, serve."""
 
 from __future__ import annotations
 
@@ -114,6 +114,20 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    from models.card import read_card
+    from models.card_markdown import render_markdown, write_markdown
+    from models.weights import resolve_model_dir
+
+    folder = resolve_model_dir(args.model)
+    card = read_card(folder)
+    if args.write:
+        print(write_markdown(folder, card))
+    else:
+        sys.stdout.write(render_markdown(card))
+    return 0
+
+
 def _command_line() -> str:
     return "cxr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -151,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("calibrate", help="refit a model's temperature and threshold on validation (weights unchanged)")
     c.add_argument("--model", required=True, help="shipped model name or model folder; its card is rewritten")
     _packaging_args(c)
+    k = sub.add_parser("card", help="print a model's card as Markdown (--write: as MODEL_CARD.md beside it)")
+    k.add_argument("--model", default=None, help="shipped model name or model folder (default: the default model)")
+    k.add_argument("--write", action="store_true")
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
-                "calibrate": _cmd_calibrate}
+                "calibrate": _cmd_calibrate, "card": _cmd_card}
     try:
         return handlers[args.command](args)
     except CXRError as exc:

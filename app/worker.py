@@ -79,7 +79,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         staging = out.with_name("publish")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        for name in ("model.safetensors", "card.json", "test_predictions.csv"):
+        for name in ("model.safetensors", "card.json", "MODEL_CARD.md", "test_predictions.csv"):
             if (out / name).exists():
                 shutil.copy2(out / name, staging / name)
         os.replace(staging, final)  # atomic: a half-written version is never visible

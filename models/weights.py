@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from models.card import ModelCard, read_card, write_card
+from models.card_markdown import write_markdown
 from models.errors import ModelNotFound, WeightsError
 from models.registry import build_model
 
@@ -34,12 +35,14 @@ def save_weights(model: nn.Module, path: Path) -> str:
 
 
 def save_model(folder: Path, model: nn.Module, card: ModelCard) -> ModelCard:
-    """Write ``model.safetensors`` then ``card.json`` (with the file's real sha256) into ``folder``."""
+    """Write ``model.safetensors``, then ``card.json`` (with the file's real sha256) and its readable
+    ``MODEL_CARD.md`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     digest = save_weights(model, folder / card.weights_file)
     card = card.model_copy(update={"sha256": digest})
     write_card(folder, card)
+    write_markdown(folder, card)
     return card
 
 

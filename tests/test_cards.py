@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from models.card import ModelCard, read_card
+from models.card_markdown import MARKDOWN_FILE, render_markdown
 from models.errors import WeightsError
 from models.weights import default_model_name, list_shipped, load_model, sha256_file, weights_root
 
@@ -35,6 +36,17 @@ def test_card_is_valid_and_complete(name):
     assert card.operating_point and "sensitivity >= 0.95" in card.operating_point
     assert "not a diagnosis" in card.limitations.lower() or "not a medical device" in card.limitations.lower()
     assert (folder / "test_predictions.csv").is_file()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_readable_model_card_is_in_sync_with_card_json(name):
+    folder = weights_root() / name
+    card = read_card(folder)
+    text = (folder / MARKDOWN_FILE).read_text()
+    assert text == render_markdown(card), f"regenerate with: cxr card --model {name} --write"
+    assert text.startswith(f"# Model card: {name} {card.version}\n")
+    assert f"**{card.threshold:.4f}**" in text and card.sha256 in text and "Not a diagnosis" in text
+    assert f"| shared test split | {card.metrics['test'].n} | {card.metrics['test'].auroc:.4f} |" in text
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -32,6 +32,9 @@ def test_train_one_tiny_epoch_then_evaluate(tmp_path):
     assert card.input.image_size == 64 and card.training.epochs_run == 1
     assert card.training.counts["test"] == {"NORMAL": 10, "PNEUMONIA": 10}
     assert (out / "model.safetensors").is_file() and (out / "test_predictions.csv").is_file()
+    assert (out / "MODEL_CARD.md").read_text().startswith("# Model card: simple_cnn ")
+    r = cxr("card", "--model", str(out))
+    assert r.returncode == 0 and r.stdout == (out / "MODEL_CARD.md").read_text()
 
     r = cxr("evaluate", "--model", str(out), "--data", str(data / "test"), "--plot", str(tmp_path / "roc.png"))
     assert r.returncode == 0, r.stderr

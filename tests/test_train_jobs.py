@@ -53,6 +53,8 @@ def test_train_then_activate_then_predict_with_the_new_version(train_settings):
         assert new["card"]["base_metrics"]["val"]["n"] == new["card"]["metrics"]["val"]["n"]
         assert job["request"]["device"] == "cpu" and new["card"]["training"]["config"]["device"] == "cpu"
         assert "under the 'standard' augmentation" in new["card"]["operating_point"]
+        published = train_settings.state_dir / "models" / done["model_version"]
+        assert (published / "MODEL_CARD.md").read_text().startswith(f"# Model card: {done['model_version']} ")
         assert c.get("/train").json()["jobs"][0]["id"] == job["id"]
 
         r = c.post(f"/models/{done['model_version']}/activate")
