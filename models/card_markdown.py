@@ -12,7 +12,9 @@ from models.card import ModelCard, SplitMetrics, write_atomic
 
 MARKDOWN_FILE = "MODEL_CARD.md"
 
-SPLIT_TITLES = {"val": "validation (patient-level split of the training data)", "test": "shared test split"}
+SPLIT_TITLES = {"val": "validation (patient-level split of the training data)",
+                "val_augmented": "validation under the training augmentation (where the threshold was chosen)",
+                "test": "shared test split"}
 
 
 def _metrics_rows(metrics: dict[str, SplitMetrics]) -> list[str]:

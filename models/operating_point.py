@@ -27,6 +27,10 @@ class OperatingPoint:
     temperature: float
     threshold: float
     rule: str
+    # the calibrated P(PNEUMONIA) and labels of the augmented validation set the threshold was chosen
+    # on (None with the plain rule): the card reports its metrics, so the rule can be checked
+    augmented_p: np.ndarray | None = None
+    augmented_labels: np.ndarray | None = None
 
 
 def describe_rule(min_sensitivity: float, augment: str, draws: int) -> str:
@@ -63,12 +67,12 @@ def fit_operating_point(model: nn.Module, images: torch.Tensor, labels: torch.Te
         clean_logits = predict_logits(model, images, spec, device)
     temperature = fit_temperature(clean_logits, labels)
     if augment == "none" or draws < 1:
-        logits, y = clean_logits, labels
-        augment, draws = "none", 0
-    else:
-        logits = augmented_logits(model, images, spec, device, augment=augment, draws=draws, seed=seed)
-        y = labels.repeat(draws)
+        p = calibrated_p_pneumonia(clean_logits, temperature).numpy()
+        threshold = screening_threshold(labels.numpy(), p, min_sensitivity=min_sensitivity)
+        return OperatingPoint(temperature, threshold, describe_rule(min_sensitivity, "none", 0))
+    logits = augmented_logits(model, images, spec, device, augment=augment, draws=draws, seed=seed)
+    y = labels.repeat(draws).numpy()
     p = calibrated_p_pneumonia(logits, temperature).numpy()
-    threshold = screening_threshold(np.asarray(y), p, min_sensitivity=min_sensitivity)
-    return OperatingPoint(temperature=temperature, threshold=threshold,
-                          rule=describe_rule(min_sensitivity, augment, draws))
+    threshold = screening_threshold(y, p, min_sensitivity=min_sensitivity)
+    return OperatingPoint(temperature, threshold, describe_rule(min_sensitivity, augment, draws),
+                          augmented_p=p, augmented_labels=y)

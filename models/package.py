@@ -150,6 +150,8 @@ def calibrate_and_save(
         val_logits = predict_logits(model, data["val"].images, spec, device)
     p_val = calibrated_p_pneumonia(val_logits, op.temperature).numpy()
     metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_val, op.threshold))}
+    if op.augmented_p is not None:  # where the threshold was chosen: sensitivity >= min_sensitivity there
+        metrics["val_augmented"] = SplitMetrics(**summarize(op.augmented_labels, op.augmented_p, op.threshold))
     log.info("calibration: temperature %.3f, threshold %.4f (%s)", op.temperature, op.threshold, op.rule)
     out = Path(cfg.out)
     p_test = None

@@ -122,13 +122,15 @@ def test_cxr_soup_then_calibrate_end_to_end(tmp_path):
             "--name", "tiny_soup", "--version", "0.1.0", "--threads", "1")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
-    assert summary["name"] == "tiny_soup" and set(summary["metrics"]) == {"val", "test"}
+    assert summary["name"] == "tiny_soup" and set(summary["metrics"]) == {"val", "val_augmented", "test"}
     card = read_card(out)
     assert card.training.command.startswith("cxr soup --model")
     members = card.training.model_extra["members"]
     assert [m["sha256"] for m in members] == [read_card(tmp_path / f"m{i}").sha256 for i in range(2)]
     assert all(m["command"].startswith("cxr train") for m in members)
     assert "under the 'standard' augmentation" in card.operating_point
+    aug = card.metrics["val_augmented"]  # where the threshold was chosen: the rule holds there
+    assert aug.n == 2 * card.metrics["val"].n and aug.sensitivity >= 0.95
     # the weights are the members' average (conv weights are not touched by the batch-norm re-estimation)
     soup = load_model(out).model.state_dict()
     parts = [load_model(tmp_path / f"m{i}").model.state_dict() for i in range(2)]
@@ -152,7 +154,8 @@ def test_cxr_soup_then_calibrate_end_to_end(tmp_path):
     assert after.sha256 == before.sha256 == digest and after.version == "0.1.1"
     assert after.training.command == before.training.command
     assert after.training.model_extra["recalibrated_by"].startswith("cxr calibrate")
-    assert "clean validation images" in after.operating_point
+    assert "clean validation images" in after.operating_point and "val_augmented" not in after.metrics
+    assert after.metrics["val"].sensitivity >= 0.95
 
 
 def test_soup_of_a_missing_folder_fails_clearly(tmp_path):
