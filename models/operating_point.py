@@ -16,10 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.errors import CXRError
 from models.inference import calibrated_p_pneumonia, predict_logits
 from models.metrics import fit_temperature, screening_threshold
-from models.transforms import AUGMENT_PRESETS, PreprocessSpec, augment_batch
+from models.transforms import PreprocessSpec, augment_batch, check_preset
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ def describe_rule(min_sensitivity: float, augment: str, draws: int) -> str:
 def augmented_logits(model: nn.Module, images: torch.Tensor, spec: PreprocessSpec, device: torch.device, *,
                      augment: str, draws: int, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
     """(N, S, S) uint8 -> (draws * N, 2) logits of the images under ``augment``; draw d is rows d*N..(d+1)*N."""
-    if augment not in AUGMENT_PRESETS:
-        raise CXRError(f"unknown augmentation preset {augment!r}; choose from {', '.join(AUGMENT_PRESETS)}")
+    kwargs = check_preset(augment)
     gen = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
@@ -53,7 +51,7 @@ def augmented_logits(model: nn.Module, images: torch.Tensor, spec: PreprocessSpe
     for _ in range(draws):
         for i in range(0, len(images), batch_size):
             x = augment_batch(spec.normalize(images[i : i + batch_size]).unsqueeze(1), gen, mean=spec.mean,
-                              std=spec.std, **AUGMENT_PRESETS[augment])
+                              std=spec.std, **kwargs)
             out.append(model(x.to(device)).float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty((0, 2))

@@ -16,13 +16,13 @@ from models.card import ModelCard, SplitMetrics, TrainingInfo
 from models.config import TrainConfig
 from models.data import Sample, TensorDataset, load_tensors, scan_class_folders, split_by_patient, training_splits
 from models.device import select_device
-from models.errors import CXRError, DatasetError
+from models.errors import DatasetError
 from models.inference import calibrated_p_pneumonia, predict_logits
 from models.metrics import summarize
 from models.operating_point import fit_operating_point
 from models.registry import build_model
 from models.train import FitResult, ProgressFn, fit
-from models.transforms import AUGMENT_PRESETS, PreprocessSpec
+from models.transforms import PreprocessSpec, check_preset
 from models.weights import load_model, save_model
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,8 @@ def packaging_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     unknown = set(overrides) - set(PACKAGING_FIELDS)
     if unknown:
         raise ValueError(f"not settable after training: {sorted(unknown)}")
-    preset = overrides.get("threshold_augment")
-    if preset is not None and preset not in AUGMENT_PRESETS:
-        raise CXRError(f"unknown threshold augmentation preset {preset!r}; choose from {', '.join(AUGMENT_PRESETS)}")
+    if overrides.get("threshold_augment") is not None:
+        check_preset(overrides["threshold_augment"], "threshold augmentation")
     return {k: v for k, v in overrides.items() if v is not None}
 
 

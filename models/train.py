@@ -26,10 +26,9 @@ from tqdm import tqdm
 from models.config import TrainConfig
 from models.data import TensorDataset
 from models.device import select_device
-from models.errors import CXRError
 from models.inference import predict_logits
 from models.metrics import auroc
-from models.transforms import AUGMENT_PRESETS, PreprocessSpec, augment_batch
+from models.transforms import PreprocessSpec, augment_batch, check_preset
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +90,8 @@ def fit(
     on_progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
-    for what, preset in (("augmentation", cfg.augment), ("threshold augmentation", cfg.threshold_augment)):
-        if preset not in AUGMENT_PRESETS:  # checked before hours of training, not after
-            raise CXRError(f"unknown {what} preset {preset!r}; choose from {', '.join(AUGMENT_PRESETS)}")
+    augment = check_preset(cfg.augment)
+    check_preset(cfg.threshold_augment, "threshold augmentation")  # before hours of training, not after
     device = select_device(cfg.device)
     gen = seed_everything(cfg.seed)
     model.to(device)
@@ -141,7 +139,7 @@ def fit(
                 raise TrainingCancelled("training cancelled")
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             x = augment_batch(spec.normalize(train.images[idx]).unsqueeze(1), gen, mean=spec.mean, std=spec.std,
-                              **AUGMENT_PRESETS[cfg.augment]).to(device)
+                              **augment).to(device)
             y = train.labels[idx].to(device)
             lr = get_lr(step, total_steps, cfg.lr, warmup)
             for group in opt.param_groups:

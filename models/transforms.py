@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.errors import CXRError
+
 
 class PreprocessSpec(BaseModel):
     """How a grayscale radiograph becomes a model input. Recorded verbatim in each card."""
@@ -68,6 +70,13 @@ AUGMENT_PRESETS: dict[str, dict[str, float | tuple[float, float]]] = {
              "contrast": 0.0, "gamma": 0.0},
 }
 
+
+
+def check_preset(preset: str, what: str = "augmentation") -> dict[str, float | tuple[float, float]]:
+    """The keyword arguments of ``augment_batch`` for a named preset, or a clear CXRError."""
+    if preset not in AUGMENT_PRESETS:
+        raise CXRError(f"unknown {what} preset {preset!r}; choose from {', '.join(AUGMENT_PRESETS)}")
+    return AUGMENT_PRESETS[preset]
 
 def augment_batch(
     x: torch.Tensor,
