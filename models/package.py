@@ -142,11 +142,11 @@ def calibrate_and_save(
     device = select_device(cfg.device)
     model.eval().to(device)
     val_y = data["val"].labels
+    if val_logits is None:  # once, shared by the operating point and the validation metrics
+        val_logits = predict_logits(model, data["val"].images, spec, device)
     op = fit_operating_point(model, data["val"].images, val_y, spec, device, min_sensitivity=cfg.min_sensitivity,
                              augment=cfg.threshold_augment, draws=cfg.threshold_draws, seed=cfg.seed,
                              clean_logits=val_logits)
-    if val_logits is None:
-        val_logits = predict_logits(model, data["val"].images, spec, device)
     p_val = calibrated_p_pneumonia(val_logits, op.temperature).numpy()
     metrics = {"val": SplitMetrics(**summarize(val_y.numpy(), p_val, op.threshold))}
     if op.augmented_p is not None:  # where the threshold was chosen: sensitivity >= min_sensitivity there
