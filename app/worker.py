@@ -20,9 +20,10 @@ from typing import Any
 from app.services.job_store import JobStore, now
 from models.config import TrainConfig
 from models.errors import CXRError
-from models.package import train_and_package
+from models.package import PREDICTIONS_FILE, train_and_package
 from models.train import TrainingCancelled
-from models.card import read_card
+from models.card import CARD_FILE, read_card
+from models.card_markdown import MARKDOWN_FILE
 
 log = logging.getLogger("app.worker")
 
@@ -79,7 +80,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         staging = out.with_name("publish")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        for name in ("model.safetensors", "card.json", "MODEL_CARD.md", "test_predictions.csv"):
+        for name in (card.weights_file, CARD_FILE, MARKDOWN_FILE, PREDICTIONS_FILE):
             if (out / name).exists():
                 shutil.copy2(out / name, staging / name)
         os.replace(staging, final)  # atomic: a half-written version is never visible
