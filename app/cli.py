@@ -1,4 +1,4 @@
-"""`cxr` command line: train, soup, calibrate, evaluate, card, serve."""
+"""`cxr` command line: train, soup, calibrate, evaluate, card, integrity, serve."""
 
 from __future__ import annotations
 
@@ -140,6 +140,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_integrity(args: argparse.Namespace) -> int:
+    from models.integrity.fit import fit
+
+    card = fit(Path(args.data), Path(args.out), command=_command_line(), version=args.version,
+               image_size=args.image_size, seed=args.seed)
+    print(json.dumps({"out": args.out, "name": card.name, "version": card.version, "sha256": card.sha256,
+                      "threshold": card.threshold, "metrics": card.metrics}))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from app.serve import serve
 
@@ -168,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("card", help="print a model's card as Markdown (--write: as MODEL_CARD.md beside it)")
     k.add_argument("--model", default=None, help="shipped model name or model folder (default: the default model)")
     k.add_argument("--write", action="store_true")
+    g = sub.add_parser("integrity", help="input-integrity guard: 'fit' refits the frontal-chest check")
+    g.add_argument("action", choices=["fit"])
+    g.add_argument("--data", default="../shared/data", help="folder with chest_xray/train and ood/<category>")
+    g.add_argument("--out", default="weights/integrity_guard", help="guard folder to write")
+    g.add_argument("--version", default="1.0.0")
+    g.add_argument("--image-size", type=int, default=96)
+    g.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
@@ -181,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
-                "calibrate": _cmd_calibrate, "card": _cmd_card}
+                "calibrate": _cmd_calibrate, "card": _cmd_card, "integrity": _cmd_integrity}
     try:
         return handlers[args.command](args)
     except CXRError as exc:

@@ -49,6 +49,16 @@ class NotReady(CXRError):
     """No model is loaded yet."""
 
 
+class NotEvaluated(CXRError):
+    """The integrity check refused the image: it is not read (422, with the integrity result in the body)."""
+
+    def __init__(self, integrity: object, warnings: list[str]) -> None:
+        reason = getattr(integrity, "reason", None) or "refused by the integrity check"
+        super().__init__(f"not evaluated: {reason}")
+        self.integrity = integrity
+        self.warnings = warnings
+
+
 class JobNotFound(CXRError):
     """No training job has this id."""
 
@@ -86,6 +96,7 @@ STATUS: dict[type[CXRError], int] = {
     ResultNotFound: 404,
     PathNotAllowed: 400,
     NotReady: 503,
+    NotEvaluated: 422,
 }
 
 
@@ -104,7 +115,13 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": "5"}
         if isinstance(exc, Unauthorized):
             headers = {"WWW-Authenticate": 'Bearer realm="cxr", charset="UTF-8"'}
-        return JSONResponse({"detail": exc.detail}, status_code=status_for(exc), headers=headers)
+        body: dict[str, object] = {"detail": exc.detail}
+        if isinstance(exc, NotEvaluated):
+            from app.schemas import IntegrityReport
+
+            body["integrity"] = IntegrityReport.of(exc.integrity).model_dump()
+            body["warnings"] = exc.warnings
+        return JSONResponse(body, status_code=status_for(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import numpy as np
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -31,6 +32,7 @@ from app.services.result_store import ResultStore
 from app.services.stow import StowService
 from models.device import select_device
 from models.errors import CXRError
+from models.integrity.guard import LoadedGuard, load_guard
 
 log = logging.getLogger("app")
 
@@ -45,6 +47,20 @@ def _activate_at_startup(registry: ModelRegistry, settings: Settings):  # type: 
         except CXRError as exc:
             log.error("the previously active model cannot be loaded (%s); falling back to the default", exc.detail)
     return registry.activate(settings.model)
+
+
+def _load_guard(settings: Settings, registry: ModelRegistry) -> LoadedGuard | None:
+    """The integrity guard (verified), served by ONNX Runtime where the classifier is; None when off."""
+    if settings.integrity == "off":
+        log.warning("the input-integrity check is OFF (CXR_INTEGRITY=off): any decodable image is scored")
+        return None
+    guard = load_guard(settings.integrity_guard_dir)
+    if registry.active is not None and registry.active.backend == "onnx":
+        guard = guard.with_onnx(threads=1)
+    guard.score(np.zeros((guard.card.input.image_size,) * 2, dtype=np.uint8))  # warm-up
+    log.info("integrity guard %s %s (sha256 %s), threshold %.2f", guard.card.name, guard.card.version,
+             guard.card.sha256[:12], guard.card.threshold)
+    return guard
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
@@ -73,6 +89,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
                 app.state.keyring = load_keyring(settings.api_keys, settings.api_keys_file, settings.state_dir)
             registry.device = device
             active = _activate_at_startup(registry, settings)
+            app.state.predictor.guard = _load_guard(settings, registry)
             store = JobStore(settings.state_dir / "jobs.sqlite3")
             results = ResultStore(settings.state_dir / "dicom")
         except CXRError as exc:

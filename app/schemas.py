@@ -37,10 +37,25 @@ class ImageInfo(BaseModel):
 
 class Timing(BaseModel):
     decode: float
+    integrity: float = 0.0
     preprocess: float
     infer: float
     explain: float
     total: float
+
+
+class IntegrityReport(BaseModel):
+    """Is the image a frontal chest radiograph the model may read (DICOM header rules + pixel check)?"""
+
+    accepted: bool
+    score: float = Field(description="the pixel check's P(frontal chest radiograph)")
+    threshold: float = Field(description="scores below this are refused")
+    reason: str | None = Field(None, description="why the image was refused, in words; null when accepted")
+
+    @classmethod
+    def of(cls, result: Any) -> IntegrityReport:
+        return cls(accepted=result.accepted, score=round(float(result.score), 6),
+                   threshold=float(result.threshold), reason=result.reason)
 
 
 class Prediction(BaseModel):
@@ -51,10 +66,21 @@ class Prediction(BaseModel):
     heatmap: Heatmap | None = None
     image: ImageInfo
     timing_ms: Timing
+    integrity: IntegrityReport | None = Field(
+        description="the input-integrity check; null only when the server runs with CXR_INTEGRITY=off")
+    warnings: list[str] = Field(default_factory=list, description="things the reader should know about this result")
 
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class NotEvaluatedResponse(BaseModel):
+    """422 for an image the integrity check refused: no probabilities, the reason and the check's result."""
+
+    detail: str
+    integrity: IntegrityReport
+    warnings: list[str]
 
 
 class Health(BaseModel):
@@ -156,8 +182,10 @@ class DicomResult(BaseModel):
     study_instance_uid: str
     source_sop_class_uid: str
     source_sop_instance_uid: str
-    state: Literal["queued", "processing", "done", "failed"]
-    error: str | None = Field(None, description="why inference failed (state failed)")
+    state: Literal["queued", "processing", "done", "not_evaluated", "failed"] = Field(
+        description="not_evaluated: the integrity check refused the image; a report saying so was made")
+    error: str | None = Field(None, description="why inference failed (failed) or the image was not read "
+                                                "(not_evaluated)")
     prediction: Label | None = None
     probability_pneumonia: float | None = None
     threshold: float | None = None

@@ -25,7 +25,7 @@ def settings(tiny_weights: Path, tmp_path: Path) -> Settings:
     # API keys and rate limits are tested in test_auth.py; elsewhere they are off (explicitly, as a
     # deployment would say it), so load tests measure the service rather than the limiter
     return Settings(weights_dir=tiny_weights, state_dir=tmp_path / "state", device="cpu", log_json=False,
-                    max_wait_ms=2.0, auth="off", rate_limit_per_min=0)
+                    max_wait_ms=2.0, auth="off", rate_limit_per_min=0, integrity="off")
 
 
 @pytest.fixture()

@@ -24,7 +24,9 @@ def test_multipart_png_returns_the_documented_shape(client):
     r = client.post("/predict", files={"file": ("x.png", encode(XRAY), "image/png")})
     assert r.status_code == 200, r.text
     j = r.json()
-    assert set(j) == {"prediction", "probabilities", "threshold", "model", "heatmap", "image", "timing_ms"}
+    assert set(j) == {"prediction", "probabilities", "threshold", "model", "heatmap", "image", "timing_ms", "integrity",
+                      "warnings"}
+    assert j["integrity"] is None and j["warnings"] == ["the input-integrity check is off on this server (CXR_INTEGRITY=off)"]
     p = j["probabilities"]
     assert set(p) == {"NORMAL", "PNEUMONIA"} and p["NORMAL"] + p["PNEUMONIA"] == pytest.approx(1.0, abs=1e-9)
     assert j["prediction"] == ("PNEUMONIA" if p["PNEUMONIA"] >= j["threshold"] else "NORMAL")
@@ -34,7 +36,7 @@ def test_multipart_png_returns_the_documented_shape(client):
     assert (h["target"], h["kind"], h["media_type"], h["width"], h["height"]) == ("PNEUMONIA", "overlay", "image/png", 240, 200)
     overlay = Image.open(io.BytesIO(base64.b64decode(h["data"])))
     assert overlay.size == (240, 200) and overlay.mode == "RGB"
-    assert set(j["timing_ms"]) == {"decode", "preprocess", "infer", "explain", "total"}
+    assert set(j["timing_ms"]) == {"decode", "integrity", "preprocess", "infer", "explain", "total"}
 
 
 @pytest.mark.parametrize("fmt,content_type", [("PNG", "image/png"), ("JPEG", "image/jpeg")])

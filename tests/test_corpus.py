@@ -17,7 +17,7 @@ def server(tiny_weights, tmp_path_factory):
 
     s = Settings(weights_dir=tiny_weights, state_dir=tmp_path_factory.mktemp("state"), device="cpu", auth="off",
                  rate_limit_per_min=0, max_dataset_uncompressed_bytes=10_000_000, min_images_per_class=1,
-                 log_json=False)
+                 log_json=False, integrity="off")
     with TestClient(create_app(s, configure_logs=False)) as c:
         yield c
 

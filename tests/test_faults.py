@@ -93,7 +93,7 @@ def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_pa
 
 @pytest.mark.slow
 def test_sigterm_lets_in_flight_requests_finish(tiny_weights, tmp_path):
-    proc, url = start_server({"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_STATE_DIR": str(tmp_path / "s"),
+    proc, url = start_server({"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_INTEGRITY": "off", "CXR_STATE_DIR": str(tmp_path / "s"),
                               "CXR_AUTH": "off"})
     wait_ready(proc, url)
     big = encode(chest_like(3000, 3000))  # decode + overlay take a while
@@ -123,7 +123,7 @@ def test_kill_9_during_activation_leaves_a_complete_verified_model(tiny_weights,
 
     state = tmp_path / "state"
     make_model_dir(state / "models" / "site-v2", version="v2")
-    env = {"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_STATE_DIR": str(state), "CXR_AUTH": "off"}
+    env = {"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_STATE_DIR": str(state), "CXR_AUTH": "off", "CXR_INTEGRITY": "off"}
     for delay in (0.0, 0.05, 0.3):
         proc, url = start_server(env)
         wait_ready(proc, url)

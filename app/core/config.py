@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     max_pixels: int = Field(100_000_000, ge=4096, description="413 above this many pixels")
     min_side: int = Field(64, ge=1, description="422 below this many pixels on the shorter side")
 
+    integrity: Literal["on", "off"] = Field(
+        "on", description="input-integrity check (DICOM header rules + frontal-chest pixel check); off: every "
+        "decodable image is scored (logged as a warning)")
+    integrity_guard: Path | None = Field(None, description="integrity guard folder; default: <weights_dir>/integrity_guard")
+
     max_batch_size: int = Field(8, ge=1, le=256)
     max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits for requests still decoding")
     queue_size: int = Field(64, ge=1, description="pending images before /predict answers 503")
@@ -81,3 +86,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     docs_enabled: bool = True
+
+    @property
+    def integrity_guard_dir(self) -> Path:
+        return self.integrity_guard or self.weights_dir / "integrity_guard"

@@ -24,6 +24,8 @@ class Metrics:
                                        "(accepted, rejected, done, failed)", ["outcome"], registry=r)
         self.pacs_deliveries = Counter("cxr_pacs_deliveries_total", "result deliveries to the PACS by outcome "
                                        "(delivered, retry, failed)", ["outcome"], registry=r)
+        self.integrity = Counter("cxr_integrity_total", "integrity check outcomes (accepted, or the refusal: modality, "
+                                 "body_part, lateral_view, not_frontal_chest)", ["outcome"], registry=r)
         self.model_info = Info("cxr_active_model", "the model that serves /predict", registry=r)
 
     def set_active(self, name: str, version: str, sha256: str, device: str) -> None:

@@ -1,4 +1,4 @@
-"""The /predict pipeline: decode -> preprocess -> batched inference -> explain -> response.
+"""The /predict pipeline: decode -> integrity -> preprocess -> batched inference -> explain -> response.
 
 Decoding, preprocessing and heatmap rendering run in the threadpool; the forward pass
 runs on the batcher's own thread. The event loop only awaits.
@@ -6,6 +6,7 @@ runs on the batcher's own thread. The event loop only awaits.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -15,17 +16,24 @@ import torch
 from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
-from app.errors import NotReady
-from app.schemas import Heatmap, ImageInfo, Label, Prediction, Timing
+from app.errors import NotEvaluated, NotReady
+from app.schemas import Heatmap, ImageInfo, IntegrityReport, Label, Prediction, Timing
 from app.services.batcher import DynamicBatcher
 from app.services.explainer import HeatmapFormat, HeatmapKind, RenderedHeatmap, render_heatmap
 from app.services.metrics import Metrics
 from app.services.registry import ModelRegistry, ServingModel
 from models.gradcam import scale_maps
 from models.imaging import DecodedImage, decode_image
+from models.integrity.check import IntegrityResult, check_image
+from models.integrity.guard import LoadedGuard
 
+log = logging.getLogger(__name__)
 Target = Literal["PNEUMONIA", "NORMAL", "predicted"]
+IntegrityMode = Literal["enforce", "report"]
 CLASS_INDEX = {"NORMAL": 0, "PNEUMONIA": 1}
+REPORT_WARNING = ("integrity=report: scored although the integrity check refused it ({reason}); "
+                  "not a valid screening result")
+INTEGRITY_OFF_WARNING = "the input-integrity check is off on this server (CXR_INTEGRITY=off)"
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Inference:
     label: Label
     cams: np.ndarray  # (classes, h, w) raw class maps
     seconds: dict[str, float]
+    integrity: IntegrityResult | None = None  # None: the check is off
+    warnings: tuple[str, ...] = ()
 
     def cam(self, target: Target = "PNEUMONIA") -> np.ndarray:
         """The class map for ``target`` scaled to [0, 1]."""
@@ -57,46 +67,61 @@ class Predictor:
         self.registry = registry
         self.batcher = batcher
         self.metrics = metrics
+        self.guard: LoadedGuard | None = None  # set at startup unless CXR_INTEGRITY=off
 
-    def _decode_and_preprocess(self, data: bytes, model: ServingModel) -> tuple[DecodedImage, torch.Tensor, float, float]:
+    def _decode_check_preprocess(
+        self, data: bytes, model: ServingModel, mode: IntegrityMode,
+    ) -> tuple[DecodedImage, IntegrityResult | None, torch.Tensor, dict[str, float]]:
         t0 = time.perf_counter()
         decoded = decode_image(data, max_pixels=self.settings.max_pixels, min_side=self.settings.min_side)
         t1 = time.perf_counter()
+        integrity = None if self.guard is None else check_image(decoded, self.guard)
+        t2 = time.perf_counter()
+        if integrity is not None:
+            self.metrics.integrity.labels(integrity.code).inc()
+            if not integrity.accepted and mode == "enforce":
+                raise NotEvaluated(integrity, list(integrity.warnings))
         x = model.card.input.to_tensor(decoded.pixels)
-        return decoded, x, t1 - t0, time.perf_counter() - t1
+        return decoded, integrity, x, {"decode": t1 - t0, "integrity": t2 - t1, "preprocess": time.perf_counter() - t2}
 
     def _render(self, pixels: np.ndarray, cam: np.ndarray, kind: HeatmapKind, fmt: HeatmapFormat) -> RenderedHeatmap:
         s = self.settings
         return render_heatmap(pixels, cam, kind=kind, fmt=fmt, max_side=s.heatmap_max_side, alpha=s.heatmap_alpha,
                               png_compress_level=s.png_compress_level)
 
-    async def infer(self, data: bytes) -> Inference:
-        """Decode, preprocess and run the active model (batched with concurrent requests)."""
+    async def infer(self, data: bytes, *, integrity: IntegrityMode = "enforce") -> Inference:
+        """Decode, check integrity, preprocess and run the active model (batched with concurrent requests).
+
+        NotEvaluated when the integrity check refuses the image, unless ``integrity`` is "report"
+        (research use: scored anyway, with a warning, and logged)."""
         model = self.registry.active
         if model is None:
             raise NotReady("model is not loaded yet")
         self.batcher.arriving += 1
         try:
-            decoded, x, t_decode, t_pre = await run_in_threadpool(self._decode_and_preprocess, data, model)
+            decoded, checked, x, seconds = await run_in_threadpool(self._decode_check_preprocess, data, model, integrity)
         finally:
             self.batcher.arriving -= 1
         t_infer0 = time.perf_counter()
         result = await self.batcher.submit(x, model)
-        t_infer = time.perf_counter() - t_infer0
+        seconds["infer"] = time.perf_counter() - t_infer0
         p_pneu = float(result.probabilities[1])
         label = Label.PNEUMONIA if p_pneu >= model.card.threshold else Label.NORMAL
-        for stage, seconds in (("decode", t_decode), ("preprocess", t_pre), ("infer", t_infer)):
-            self.metrics.stage_seconds.labels(stage).observe(seconds)
+        for stage, s in seconds.items():
+            self.metrics.stage_seconds.labels(stage).observe(s)
         self.metrics.predictions.labels(label.value).inc()
-        return Inference(decoded, model, p_pneu, label, np.asarray(result.cams),
-                         {"decode": t_decode, "preprocess": t_pre, "infer": t_infer})
+        warnings = list(checked.warnings) if checked is not None else [INTEGRITY_OFF_WARNING]
+        if checked is not None and not checked.accepted:
+            log.warning("integrity=report used: an image refused by the integrity check (%s) was scored", checked.code)
+            warnings.insert(0, REPORT_WARNING.format(reason=checked.reason))
+        return Inference(decoded, model, p_pneu, label, np.asarray(result.cams), seconds, checked, tuple(warnings))
 
     async def predict(
         self, data: bytes, *, target: Target = "PNEUMONIA", heatmap: HeatmapKind | None = "overlay",
-        fmt: HeatmapFormat = "png",
+        fmt: HeatmapFormat = "png", integrity: IntegrityMode = "enforce",
     ) -> PredictOutcome:
         t_start = time.perf_counter()
-        inf = await self.infer(data)
+        inf = await self.infer(data, integrity=integrity)
         target_label = inf.label.value if target == "predicted" else target
         rendered = None
         t_explain0 = time.perf_counter()
@@ -115,7 +140,10 @@ class Predictor:
                 target=Label(target_label), kind=heatmap or "overlay", media_type=rendered.media_type,
                 width=rendered.width, height=rendered.height, data=rendered.base64()),
             image=ImageInfo(width=inf.decoded.width, height=inf.decoded.height, format=inf.decoded.format.value),
-            timing_ms=Timing(decode=ms(inf.seconds["decode"]), preprocess=ms(inf.seconds["preprocess"]),
-                             infer=ms(inf.seconds["infer"]), explain=ms(t_explain), total=ms(total)),
+            timing_ms=Timing(decode=ms(inf.seconds["decode"]), integrity=ms(inf.seconds["integrity"]),
+                             preprocess=ms(inf.seconds["preprocess"]), infer=ms(inf.seconds["infer"]),
+                             explain=ms(t_explain), total=ms(total)),
+            integrity=None if inf.integrity is None else IntegrityReport.of(inf.integrity),
+            warnings=list(inf.warnings),
         )
         return PredictOutcome(prediction, rendered)

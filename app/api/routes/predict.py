@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep
-from app.schemas import ErrorResponse, Label, Prediction
+from app.schemas import ErrorResponse, Label, NotEvaluatedResponse, Prediction
 from app.dicom.multipart import encode_related
 from app.services.dicom_results import build_results
 from app.services.predictor import Predictor
@@ -25,7 +25,10 @@ _ERRORS = {
     400: {"model": ErrorResponse, "description": "no file, empty body or malformed multipart"},
     413: {"model": ErrorResponse, "description": "upload or image larger than the configured limits"},
     415: {"model": ErrorResponse, "description": "not PNG, JPEG or DICOM"},
-    422: {"model": ErrorResponse, "description": "corrupt, truncated, too small or non-image DICOM"},
+    422: {"model": NotEvaluatedResponse | ErrorResponse,
+          "description": "not evaluated: the integrity check refused the image (not a frontal chest radiograph, "
+                         "lateral view, not CR/DX, body part not the chest; body has `integrity`), or a corrupt, "
+                         "truncated, too small or non-image file"},
     503: {"model": ErrorResponse, "description": "model not ready or inference queue full (see Retry-After)"},
 }
 _BODY = {
@@ -62,15 +65,18 @@ async def predict_image(
     output: Literal["json", "dicom"] = Query(
         "json", description="dicom (DICOM input only): multipart/related with a Secondary Capture of the overlay "
         "and a Comprehensive SR, both in the input's study"),
+    integrity: Literal["enforce", "report"] = Query(
+        "enforce", description="enforce: an image the integrity check refuses gets 422 and no probabilities; "
+        "report (research use, logged): scored anyway, with integrity.accepted false and a warning"),
 ) -> Prediction | Response:
     with request.app.state.upload_slots.hold():
         data = await read_image_upload(request, settings.max_upload_bytes)
     if output == "dicom":
-        return await _dicom_output(predictor, settings, data)
+        return await _dicom_output(predictor, settings, data, integrity)
     wants_image = "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", "")
     kind = "overlay" if wants_image and heatmap == "none" else heatmap
     outcome = await predictor.predict(data, target=target, heatmap=None if kind == "none" else kind,
-                                      fmt="png" if wants_image else heatmap_format)
+                                      fmt="png" if wants_image else heatmap_format, integrity=integrity)
     p = outcome.prediction
     if wants_image and outcome.heatmap is not None:
         return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers=result_headers(
@@ -84,10 +90,11 @@ def result_headers(label: str, p_pneumonia: float, threshold: float, model: str)
             "X-CXR-Threshold": f"{threshold:.6f}", "X-CXR-Model": model}
 
 
-async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes) -> Response:
+async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes,
+                        integrity: Literal["enforce", "report"]) -> Response:
     if sniff_format(data) is not ImageFormat.dicom:
         raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
-    inf = await predictor.infer(data)
+    inf = await predictor.infer(data, integrity=integrity)
     results = await run_in_threadpool(build_results, inf, alpha=settings.heatmap_alpha,
                                      compression=settings.dicom_sc_compression)
     body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded())))
