@@ -135,7 +135,8 @@ def _command_line() -> str:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluate import evaluate
 
-    report = evaluate(args.model, Path(args.data), device=args.device, plot=Path(args.plot) if args.plot else None)
+    report = evaluate(args.model, Path(args.data), device=args.device, plot=Path(args.plot) if args.plot else None,
+                      guard=Path(args.guard) if args.guard else None, integrity=not args.no_integrity)
     print(json.dumps(report))
     return 0
 
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="folder with NORMAL/ and PNEUMONIA/ (or a split root: uses test/)")
     e.add_argument("--device", default="auto")
     e.add_argument("--plot", default=None, help="write a ROC + reliability diagram PNG here")
+    e.add_argument("--guard", default=None, help="integrity guard folder (default: the shipped weights/integrity_guard)")
+    e.add_argument("--no-integrity", action="store_true",
+                   help="score every readable image (default: images the integrity check refuses are counted, not scored)")
     so = sub.add_parser("soup", help="average the weights of several fine-tunes of one backbone into one model")
     so.add_argument("--model", action="append", required=True, help="a member model folder (repeat, two or more)")
     so.add_argument("--out", required=True, help="model folder to write")

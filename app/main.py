@@ -49,13 +49,13 @@ def _activate_at_startup(registry: ModelRegistry, settings: Settings):  # type: 
     return registry.activate(settings.model)
 
 
-def _load_guard(settings: Settings, registry: ModelRegistry) -> LoadedGuard | None:
+def _load_guard(settings: Settings, registry: ModelRegistry | None) -> LoadedGuard | None:
     """The integrity guard (verified), served by ONNX Runtime where the classifier is; None when off."""
     if settings.integrity == "off":
         log.warning("the input-integrity check is OFF (CXR_INTEGRITY=off): any decodable image is scored")
         return None
     guard = load_guard(settings.integrity_guard_dir)
-    if registry.active is not None and registry.active.backend == "onnx":
+    if registry is not None and registry.active is not None and registry.active.backend == "onnx":
         guard = guard.with_onnx(threads=1)
     guard.score(np.zeros((guard.card.input.image_size,) * 2, dtype=np.uint8))  # warm-up
     log.info("integrity guard %s %s (sha256 %s), threshold %.2f", guard.card.name, guard.card.version,

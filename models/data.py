@@ -11,6 +11,7 @@ import logging
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from models.errors import CXRError, DatasetError
-from models.imaging import decode_image
+from models.imaging import DecodedImage, decode_image
 from models.registry import CLASSES
 from models.transforms import PreprocessSpec
 
@@ -151,6 +152,7 @@ class TensorDataset:
     labels: torch.Tensor
     paths: list[Path]
     skipped: list[tuple[Path, str]]
+    refused: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) the integrity check refused
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -159,12 +161,16 @@ class TensorDataset:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(CLASSES)}
 
 
-def load_tensors(samples: list[Sample], spec: PreprocessSpec, *, progress: bool = False) -> TensorDataset:
-    """Decode every sample once; corrupt files are skipped and reported, never fatal."""
+def load_tensors(samples: list[Sample], spec: PreprocessSpec, *, progress: bool = False,
+                 screen: Callable[[DecodedImage], str | None] | None = None) -> TensorDataset:
+    """Decode every sample once; corrupt files are skipped and reported, never fatal. ``screen``
+    (the integrity check, as the service applies it) returns a refusal reason or None; refused
+    images are left out and listed."""
     images: list[np.ndarray] = []
     labels: list[int] = []
     paths: list[Path] = []
     skipped: list[tuple[Path, str]] = []
+    refused: list[tuple[Path, str]] = []
     iterator = samples
     if progress:
         from tqdm import tqdm
@@ -176,6 +182,9 @@ def load_tensors(samples: list[Sample], spec: PreprocessSpec, *, progress: bool 
         except (CXRError, OSError) as exc:
             skipped.append((s.path, getattr(exc, "detail", str(exc))))
             continue
+        if screen is not None and (reason := screen(decoded)) is not None:
+            refused.append((s.path, reason))
+            continue
         images.append(spec.resize_uint8(decoded.pixels))
         labels.append(s.label)
         paths.append(s.path)
@@ -183,4 +192,4 @@ def load_tensors(samples: list[Sample], spec: PreprocessSpec, *, progress: bool 
         log.warning("skipped %d unreadable image(s), e.g. %s: %s", len(skipped), skipped[0][0].name, skipped[0][1])
     size = spec.image_size
     stacked = torch.from_numpy(np.stack(images)) if images else torch.empty((0, size, size), dtype=torch.uint8)
-    return TensorDataset(stacked, torch.tensor(labels, dtype=torch.int64), paths, skipped)
+    return TensorDataset(stacked, torch.tensor(labels, dtype=torch.int64), paths, skipped, refused)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from models.data import find_splits, load_tensors, scan_class_folders
 from models.device import select_device
 from models.errors import DatasetError
 from models.inference import calibrated_p_pneumonia, predict_logits
+from models.integrity.check import check_image
+from models.integrity.guard import default_guard_dir, load_guard
 from models.metrics import expected_calibration_error, roc_curve, summarize
 from models.weights import load_model, resolve_model_dir
 
@@ -23,13 +26,21 @@ def evaluation_folder(data: Path) -> Path:
     return splits["test"]
 
 
-def evaluate(model: str | None, data: Path, *, device: str = "auto", plot: Path | None = None) -> dict[str, Any]:
+def evaluate(model: str | None, data: Path, *, device: str = "auto", plot: Path | None = None,
+             guard: Path | None = None, integrity: bool = True) -> dict[str, Any]:
+    """Metrics on the images the service would read: those the integrity check (the guard in
+    ``guard``, default the shipped one) refuses are counted and left out, as /predict refuses them."""
     folder = evaluation_folder(data)
     loaded = load_model(resolve_model_dir(model), device=select_device(device))
     card = loaded.card
-    ds = load_tensors(scan_class_folders(folder, require_all_classes=False).samples, card.input)
+    screen = None
+    if integrity:
+        checker = load_guard(guard or default_guard_dir())
+        screen = lambda decoded: check_image(decoded, checker).reason  # noqa: E731
+    ds = load_tensors(scan_class_folders(folder, require_all_classes=False).samples, card.input, screen=screen)
     if len(ds) == 0:
-        raise DatasetError(f"{folder}: no readable images")
+        raise DatasetError(f"{folder}: no readable images that the integrity check accepts "
+                           f"({len(ds.refused)} refused, {len(ds.skipped)} unreadable)")
     logits = predict_logits(loaded.model, ds.images, card.input, next(loaded.model.parameters()).device)
     p = calibrated_p_pneumonia(logits, card.temperature).numpy()
     y = ds.labels.numpy()
@@ -37,6 +48,11 @@ def evaluate(model: str | None, data: Path, *, device: str = "auto", plot: Path 
     report.update(summarize(y, p, card.threshold))
     report["counts"] = ds.counts()
     report["skipped_files"] = len(ds.skipped)
+    report["integrity"] = None if screen is None else {
+        "refused": len(ds.refused), "accepted": len(ds),
+        "reasons": dict(Counter(reason.split(" (")[0] for _, reason in ds.refused)),
+        "refused_files": [p.name for p, _ in ds.refused[:50]],
+    }
     if plot is not None:
         save_plot(plot, y, p, title=f"{card.name} {card.version}")
         report["plot"] = str(plot)

@@ -14,8 +14,7 @@ SR_SERIES_DESCRIPTION = f"{PRODUCT} - AI report (not for diagnostic use)"
 SC_SERIES_NUMBER = 9901
 SR_SERIES_NUMBER = 9902
 
-# Modalities and SOP classes a chest radiograph is accepted as.
-ELIGIBLE_MODALITIES = frozenset({"CR", "DX"})
+# SOP classes of the result instances (which modalities are read: models/integrity/dicom_rules.py)
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
 
@@ -31,6 +30,18 @@ ALGORITHM_VERSION = Code("111003", "DCM", "Algorithm Version")
 PROBABILITY = Code("P_PNEUMONIA", "99CXR", "Calibrated probability of pneumonia")
 THRESHOLD = Code("THRESHOLD", "99CXR", "Decision threshold on the probability of pneumonia")
 NO_UNITS = Code("1", "UCUM", "no units")
+
+
+@dataclass(frozen=True)
+class NotRead:
+    """The integrity check refused the image: the report says so, and why, instead of a finding."""
+
+    reason: str
+    model_name: str
+    model_version: str
+
+    def headline(self) -> str:
+        return f"AI screening: NOT EVALUATED - {self.reason}"
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.dicom.codes import ELIGIBLE_MODALITIES
 from app.dicom.multipart import DICOM, Part
 from app.dicom.stow_response import Failed, FailureReason
 from models.dicom import READ_ERRORS, read_dicom
 from models.errors import InvalidImage
+from models.integrity.dicom_rules import modality_refusal
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,8 @@ def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Fa
     if study_uid is not None and study != study_uid:
         return fail(FailureReason.DOES_NOT_MATCH_SOP_CLASS,
                     "instance belongs to another study than the one in the request URL", sop_class, sop_uid)
-    if modality not in ELIGIBLE_MODALITIES:
-        return fail(FailureReason.SOP_CLASS_NOT_SUPPORTED,
-                    f"skipped: modality {modality or 'missing'} (only CR and DX radiographs are screened)",
-                    sop_class, sop_uid)
+    if (refusal := modality_refusal(modality)) is not None:
+        return fail(FailureReason.SOP_CLASS_NOT_SUPPORTED, f"skipped: {refusal}", sop_class, sop_uid)
     if frames != 1:
         return fail(FailureReason.SOP_CLASS_NOT_SUPPORTED, f"skipped: {frames} frames (single-frame images only)",
                     sop_class, sop_uid)

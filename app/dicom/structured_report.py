@@ -26,12 +26,13 @@ from app.dicom.codes import (
     THRESHOLD,
     DISCLAIMER,
     Finding,
+    NotRead,
 )
 
 R = hd.sr.RelationshipTypeValues
 
 
-def device_uid(finding: Finding) -> str:
+def device_uid(finding: Finding | NotRead) -> str:
     """The observer device's UID: the same for every report of one model name + version (a PACS can
     group reports by algorithm), different for another version: a 2.25 UID from a name-based UUID
     (RFC 4122 version 5; PS3.5 B.2)."""
@@ -39,7 +40,7 @@ def device_uid(finding: Finding) -> str:
     return f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, name).int}"
 
 
-def report_content(source: Dataset, finding: Finding) -> hd.sr.ContainerContentItem:
+def report_content(source: Dataset, finding: Finding | NotRead) -> hd.sr.ContainerContentItem:
     """The content tree (PS3.3 C.17.3):
 
     CONTAINER Diagnostic imaging report
@@ -50,6 +51,9 @@ def report_content(source: Dataset, finding: Finding) -> hd.sr.ContainerContentI
         INFERRED FROM IMAGE source radiograph
       CONTAINS TEXT Algorithm Name / Algorithm Version
       CONTAINS TEXT Impression (one human-readable line + disclaimer)
+
+    For an image the integrity check refused (``NotRead``) the Finding item is left out: the
+    source image is referenced directly and the Impression says "NOT EVALUATED" and why.
     """
     root = hd.sr.ContainerContentItem(name=REPORT_TITLE, template_id=None)
     observer = hd.sr.ObserverContext(
@@ -59,6 +63,13 @@ def report_content(source: Dataset, finding: Finding) -> hd.sr.ContainerContentI
         ),
     )
     items: list[hd.sr.ContentItem] = list(observer)
+    if isinstance(finding, NotRead):
+        items.append(hd.sr.ImageContentItem(name=SOURCE_IMAGE, referenced_sop_class_uid=source.SOPClassUID,
+                                            referenced_sop_instance_uid=source.SOPInstanceUID,
+                                            relationship_type=R.CONTAINS))
+        _algorithm_and_impression(items, finding)
+        root.ContentSequence = hd.sr.ContentSequence(items)
+        return root
 
     finding_item = hd.sr.CodeContentItem(name=FINDING, value=PNEUMONIA, relationship_type=R.CONTAINS)
     finding_item.ContentSequence = hd.sr.ContentSequence([
@@ -73,16 +84,20 @@ def report_content(source: Dataset, finding: Finding) -> hd.sr.ContainerContentI
                                relationship_type=R.INFERRED_FROM),
     ])
     items.append(finding_item)
-    items.append(hd.sr.TextContentItem(name=ALGORITHM_NAME, value=finding.model_name, relationship_type=R.CONTAINS))
-    items.append(hd.sr.TextContentItem(name=ALGORITHM_VERSION, value=finding.model_version,
-                                       relationship_type=R.CONTAINS))
-    items.append(hd.sr.TextContentItem(name=IMPRESSION, value=f"{finding.headline()}. {DISCLAIMER}",
-                                       relationship_type=R.CONTAINS))
+    _algorithm_and_impression(items, finding)
     root.ContentSequence = hd.sr.ContentSequence(items)
     return root
 
 
-def build_report(source: Dataset, finding: Finding) -> Dataset:
+def _algorithm_and_impression(items: list[hd.sr.ContentItem], finding: Finding | NotRead) -> None:
+    items.append(hd.sr.TextContentItem(name=ALGORITHM_NAME, value=finding.model_name, relationship_type=R.CONTAINS))
+    items.append(hd.sr.TextContentItem(name=ALGORITHM_VERSION, value=finding.model_version,
+                                       relationship_type=R.CONTAINS))
+    items.append(hd.sr.TextContentItem(name=IMPRESSION, value=f"{finding.headline()}. {DISCLAIMER}"[:1024],
+                                       relationship_type=R.CONTAINS))
+
+
+def build_report(source: Dataset, finding: Finding | NotRead) -> Dataset:
     """Comprehensive SR in the source's study, referencing the source radiograph as evidence."""
     evidence = Dataset()  # header only: highdicom needs the study/series/SOP identity, not the pixels
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "PatientID",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from app.dicom.codes import Finding
+from app.dicom.codes import Finding, NotRead
 from app.dicom.secondary_capture import build_secondary_capture
 from app.dicom.structured_report import build_report
 from app.schemas import Label
@@ -26,6 +26,14 @@ class DicomResults:
         return to_part10(self.sc), to_part10(self.sr)
 
 
+@dataclass(frozen=True)
+class NotEvaluatedReport:
+    """What an image the integrity check refused gets: a report saying so, no heatmap."""
+
+    not_read: NotRead
+    sr: Dataset
+
+
 def to_part10(ds: Dataset) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
@@ -38,14 +46,27 @@ def finding_of(inf: Inference) -> Finding:
                    model_name=card.name, model_version=card.version)
 
 
-def build_results(inf: Inference, *, alpha: float = 0.5, compression: str = "jpeg") -> DicomResults:
-    """CPU work (overlay at the source's full size, SC, SR): run it in a thread."""
-    source = inf.decoded.dataset
+def _placeable(source: Dataset | None) -> Dataset:
     if source is None:
         raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
     missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID") if not source.get(k)]
     if missing:
         raise InvalidImage(f"DICOM lacks {', '.join(missing)}: results cannot be placed in its study")
+    return source
+
+
+def build_not_evaluated(source: Dataset | None, reason: str, model_name: str, model_version: str) -> NotEvaluatedReport:
+    """The SR of an image that was not read (CPU work: run it in a thread)."""
+    not_read = NotRead(reason, model_name, model_version)
+    try:
+        return NotEvaluatedReport(not_read, build_report(_placeable(source), not_read))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise InvalidImage(f"cannot build DICOM results from this instance's attributes ({type(exc).__name__})") from None
+
+
+def build_results(inf: Inference, *, alpha: float = 0.5, compression: str = "jpeg") -> DicomResults:
+    """CPU work (overlay at the source's full size, SC, SR): run it in a thread."""
+    source = _placeable(inf.decoded.dataset)
     finding = finding_of(inf)
     overlay = compose(inf.decoded.pixels, inf.cam("PNEUMONIA"), kind="overlay", alpha=alpha)
     try:

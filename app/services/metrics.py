@@ -21,7 +21,7 @@ class Metrics:
         self.queue_depth = Gauge("cxr_queue_depth", "images waiting for inference", registry=r)
         self.predictions = Counter("cxr_predictions_total", "predictions by label", ["label"], registry=r)
         self.dicom_instances = Counter("cxr_dicom_instances_total", "STOW-RS instances by outcome "
-                                       "(accepted, rejected, done, failed)", ["outcome"], registry=r)
+                                       "(accepted, rejected, done, not_evaluated, failed)", ["outcome"], registry=r)
         self.pacs_deliveries = Counter("cxr_pacs_deliveries_total", "result deliveries to the PACS by outcome "
                                        "(delivered, retry, failed)", ["outcome"], registry=r)
         self.integrity = Counter("cxr_integrity_total", "integrity check outcomes (accepted, or the refusal: modality, "

@@ -77,8 +77,9 @@ class Predictor:
         t1 = time.perf_counter()
         integrity = None if self.guard is None else check_image(decoded, self.guard)
         t2 = time.perf_counter()
-        if integrity is not None:
+        if integrity is not None:  # counted and timed whether or not the image is refused
             self.metrics.integrity.labels(integrity.code).inc()
+            self.metrics.stage_seconds.labels("integrity").observe(t2 - t1)
             if not integrity.accepted and mode == "enforce":
                 raise NotEvaluated(integrity, list(integrity.warnings))
         x = model.card.input.to_tensor(decoded.pixels)
@@ -107,8 +108,8 @@ class Predictor:
         seconds["infer"] = time.perf_counter() - t_infer0
         p_pneu = float(result.probabilities[1])
         label = Label.PNEUMONIA if p_pneu >= model.card.threshold else Label.NORMAL
-        for stage, s in seconds.items():
-            self.metrics.stage_seconds.labels(stage).observe(s)
+        for stage in ("decode", "preprocess", "infer"):
+            self.metrics.stage_seconds.labels(stage).observe(seconds[stage])
         self.metrics.predictions.labels(label.value).inc()
         warnings = list(checked.warnings) if checked is not None else [INTEGRITY_OFF_WARNING]
         if checked is not None and not checked.accepted:

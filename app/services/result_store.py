@@ -1,8 +1,9 @@
 """SQLite (WAL) record of every STOW-RS instance taken in and the results produced for it.
 
-One row per source instance: inference state (queued → processing → done | failed) and
+One row per source instance: inference state (queued → processing → done | not_evaluated | failed) and
 delivery state to the PACS (not_configured | pending → delivered | failed). Files live
-beside it: the incoming instance until it is processed, then the SC and SR.
+beside it: the incoming instance until it is processed, then the SC and SR (only the SR for an
+image the integrity check refused: state not_evaluated, the reason in ``error``).
 """
 
 from __future__ import annotations
@@ -67,15 +68,18 @@ class ResultStore:
         folder = self.outputs / result_id
         return folder / "sc.dcm", folder / "sr.dcm"
 
-    def save_outputs(self, result_id: str, sc: bytes, sr: bytes) -> None:
+    def save_outputs(self, result_id: str, sc: bytes | None, sr: bytes) -> None:
         sc_path, sr_path = self.output_paths(result_id)
         sc_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(sc_path, sc, mode=PRIVATE)
+        if sc is not None:
+            write_atomic(sc_path, sc, mode=PRIVATE)
         write_atomic(sr_path, sr, mode=PRIVATE)
 
     def load_outputs(self, result_id: str) -> list[bytes]:
-        """[SC, SR] Part-10 bytes; OSError when they are not on disk."""
-        return [path.read_bytes() for path in self.output_paths(result_id)]
+        """[SC, SR] Part-10 bytes ([SR] for a result that was not evaluated); OSError when the SR is not on disk."""
+        sc_path, sr_path = self.output_paths(result_id)
+        sr = sr_path.read_bytes()
+        return [sc_path.read_bytes(), sr] if sc_path.is_file() else [sr]
 
     # -- rows -------------------------------------------------------------------------------
     def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, data: bytes) -> str:
@@ -140,7 +144,7 @@ class ResultStore:
         waiting for inference or delivery are kept whatever their age."""
         with self._lock:
             ids = [r[0] for r in self._db.execute(
-                "SELECT id FROM results WHERE created_at < ? AND (state = 'failed' OR (state = 'done' AND "
+                "SELECT id FROM results WHERE created_at < ? AND (state = 'failed' OR (state IN ('done', 'not_evaluated') AND "
                 "delivery IN ('delivered', 'not_configured')))", (older_than,)).fetchall()]
         for result_id in ids:
             for path in (*self.output_paths(result_id), self.incoming_path(result_id)):
@@ -155,7 +159,7 @@ class ResultStore:
     def due_deliveries(self, now: float, limit: int = 16) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM results WHERE delivery = 'pending' AND state = 'done' AND "
+                "SELECT * FROM results WHERE delivery = 'pending' AND state IN ('done', 'not_evaluated') AND "
                 "(next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY next_attempt_at, created_at LIMIT ?",
                 (now, limit)).fetchall()
         return [dict(r) for r in rows]
@@ -163,5 +167,5 @@ class ResultStore:
     def next_due_at(self) -> float | None:
         with self._lock:
             row = self._db.execute("SELECT MIN(COALESCE(next_attempt_at, 0)) FROM results "
-                                   "WHERE delivery = 'pending' AND state = 'done'").fetchone()
+                                   "WHERE delivery = 'pending' AND state IN ('done', 'not_evaluated')").fetchone()
         return None if row is None or row[0] is None else float(row[0])

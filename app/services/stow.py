@@ -21,12 +21,13 @@ from app.core.config import Settings
 from app.dicom.intake import Eligible, check_instance
 from app.dicom.multipart import Part
 from app.dicom.stow_response import Accepted, Failed, FailureReason
-from app.errors import NotReady, QueueFull
-from app.services.dicom_results import DicomResults, build_results
+from app.errors import NotEvaluated, NotReady, QueueFull
+from app.services.dicom_results import DicomResults, NotEvaluatedReport, build_not_evaluated, build_results, to_part10
 from app.services.metrics import Metrics
 from app.services.pacs_client import PacsClient
 from app.services.predictor import Predictor
 from app.services.result_store import ResultStore
+from models.dicom import read_dicom
 from models.errors import CXRError
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,16 @@ class StowService:
                 log.exception("STOW-RS: unexpected error processing result %s", result_id)
                 self.store.update(result_id, state="failed", error="internal error while processing; see the server log")
 
-    async def _screen(self, data: bytes) -> DicomResults:
+    async def _screen(self, data: bytes) -> DicomResults | NotEvaluatedReport:
         while True:
             try:
                 inf = await self.predictor.infer(data)
                 break
+            except NotEvaluated as refused:  # the integrity check refused it: a report says so, no heatmap
+                model = self.predictor.registry.active
+                name, version = (model.card.name, model.card.version) if model else ("unknown", "unknown")
+                source = await run_in_threadpool(read_dicom, data, defer_size=4096)
+                return await run_in_threadpool(build_not_evaluated, source, refused.integrity.reason, name, version)
             except (QueueFull, NotReady):  # /predict traffic comes first; wait our turn
                 await asyncio.sleep(0.5)
         return await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha,
@@ -151,6 +157,10 @@ class StowService:
             path.unlink(missing_ok=True)
             log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
             return
+        if isinstance(results, NotEvaluatedReport):
+            await self._not_evaluated(result_id, results)
+            path.unlink(missing_ok=True)
+            return
         await run_in_threadpool(self.store.save_outputs, result_id, *results.encoded())
         f = results.finding
         self.store.update(result_id, state="done", error=None, prediction=f.label, probability=f.probability,
@@ -161,6 +171,16 @@ class StowService:
         path.unlink(missing_ok=True)
         self.metrics.dicom_instances.labels("done").inc()
         log.info("STOW-RS: result %s done (%s)", result_id, f.label)
+        self._wake_delivery.set()
+
+    async def _not_evaluated(self, result_id: str, report: NotEvaluatedReport) -> None:
+        await run_in_threadpool(self.store.save_outputs, result_id, None, to_part10(report.sr))
+        n = report.not_read
+        self.store.update(result_id, state="not_evaluated", error=n.reason, model=f"{n.model_name}@{n.model_version}",
+                          sr_sop_instance_uid=str(report.sr.SOPInstanceUID),
+                          delivery="pending" if self.pacs.configured else "not_configured")
+        self.metrics.dicom_instances.labels("not_evaluated").inc()
+        log.info("STOW-RS: result %s not evaluated: %s", result_id, n.reason)
         self._wake_delivery.set()
 
     async def purge_expired(self) -> int:

@@ -178,6 +178,13 @@ def load_guard(folder: Path) -> LoadedGuard:
     return LoadedGuard(card, guard.eval(), folder)
 
 
+def default_guard_dir() -> Path:
+    """The shipped guard: ``weights/integrity_guard`` next to the packages."""
+    from models.weights import weights_root
+
+    return weights_root() / "integrity_guard"
+
+
 def card_summary(card: GuardCard) -> dict[str, Any]:
     """What a model card records of the guard that checked it."""
     return json.loads(card.model_dump_json(include={"name", "version", "sha256", "threshold"}))

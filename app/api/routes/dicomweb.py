@@ -39,6 +39,7 @@ _STOW_RESPONSES = {
     503: {"content": {DICOM_JSON: {}}, "description": "the inference queue is full (Failure Reason A700)"},
 }
 
+DELIVERABLE = ("done", "not_evaluated")  # states with instances to send (not_evaluated: the SR alone)
 ResultId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="id from the STOW-RS answer or the listing")]
 
 
@@ -116,10 +117,10 @@ async def get_result(results: ResultsDep, result_id: ResultId) -> DicomResult:
 @router.get("/results/{result_id}/instances", dependencies=[PredictRoleDep],
             responses={200: {"content": {'multipart/related; type="application/dicom"': {}}},
                        401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
-            summary="The SC and SR produced for one radiograph (multipart/related)")
+            summary="The SC and SR produced for one radiograph (multipart/related; the SR alone when not evaluated)")
 async def get_result_instances(results: ResultsDep, result_id: ResultId) -> Response:
     row = _get(results, result_id)
-    if row["state"] != "done":
+    if row["state"] not in DELIVERABLE:
         raise ResultNotFound(f"result {result_id} is {row['state']}; instances exist once it is done")
     try:
         payloads = await run_in_threadpool(results.load_outputs, result_id)
@@ -137,7 +138,7 @@ async def redeliver(results: ResultsDep, stow: StowDep, result_id: ResultId) -> 
     row = _get(results, result_id)
     if not stow.pacs.configured:
         raise BadRequest("no PACS is configured (CXR_PACS_STOW_URL)")
-    if row["state"] != "done":
-        raise BadRequest(f"result {result_id} is {row['state']}; only done results can be delivered")
+    if row["state"] not in DELIVERABLE:
+        raise BadRequest(f"result {result_id} is {row['state']}; only done or not_evaluated results can be delivered")
     stow.retry_delivery(result_id)
     return to_schema(_get(results, result_id))
