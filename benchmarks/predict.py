@@ -34,7 +34,7 @@ from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
 from models.weights import load_model, resolve_model_dir  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
-from tests.synth import DATA_ROOT, chest_like, dicom_bytes, encode  # noqa: E402
+from tests.synth import chest_like, dicom_bytes, encode, radiograph  # noqa: E402
 
 
 def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
@@ -92,23 +92,14 @@ async def load(url: str, body: bytes, ctype: str, params: str, clients: int, n: 
             "req_per_s": round(n / wall, 2), "errors": errors}
 
 
-def real_xray(side: int) -> np.ndarray:
-    """A shared-data radiograph at side x side (the peers' workload); synthetic when the data is absent."""
-    files = sorted((DATA_ROOT / "test" / "PNEUMONIA").glob("*.jpeg"))
-    if not files:
-        return chest_like(side, side, seed=2)
-    from PIL import Image
-
-    return np.asarray(Image.open(files[0]).convert("L").resize((side, side), Image.Resampling.BILINEAR))
-
-
 def workloads() -> dict[str, tuple[bytes, str]]:
-    big = chest_like(2048, 2048, seed=1)
+    """Real radiographs (the integrity check refuses synthetic ones), upscaled where large."""
+    big = radiograph(2048, 1)
     return {
-        "png224": (encode(chest_like(224, 224)), "image/png"),
+        "png224": (encode(radiograph(224, 2)), "image/png"),
         "jpeg2048": (encode(big, "JPEG", quality=90), "image/jpeg"),
         "dicom2048_16bit": (dicom_bytes(big.astype(np.uint16) * 16, bits=12), "application/dicom"),
-        "png1024_peers": (encode(real_xray(1024)), "image/png"),
+        "png1024_peers": (encode(radiograph(1024)), "image/png"),
     }
 
 
@@ -118,12 +109,15 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=40, help="requests per measurement")
     ap.add_argument("--soak", type=int, default=2000, help="requests between the two RSS readings")
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="the server's CXR_BACKEND")
+    ap.add_argument("--integrity", default="on", choices=["on", "off"], help="the server's CXR_INTEGRITY")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    result: dict[str, object] = {"model": args.model or "default", "backend": args.backend, "cpu_cores": os.cpu_count(),
+    result: dict[str, object] = {"model": args.model or "default", "backend": args.backend,
+                                 "integrity": args.integrity, "cpu_cores": os.cpu_count(),
                                  "in_process": in_process(args.model)}
 
-    env = {"CXR_LOG_LEVEL": "WARNING", "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_BACKEND": args.backend, **({"CXR_MODEL": args.model} if args.model else {})}
+    env = {"CXR_LOG_LEVEL": "WARNING", "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_BACKEND": args.backend,
+           "CXR_INTEGRITY": args.integrity, **({"CXR_MODEL": args.model} if args.model else {})}
     proc, url = start_server(env, capture=False)
     try:
         wait_ready(proc, url)

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.predict import rss_mb  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
-from tests.synth import chest_like, dicom_bytes, encode, write_dataset  # noqa: E402
+from tests.synth import dicom_bytes, encode, radiograph, write_dataset  # noqa: E402
 
 
 def inputs() -> tuple[list[tuple[bytes, str]], list[tuple[bytes, str]]]:
-    img = chest_like(512, 512, seed=3)
+    img = radiograph(512, 3)
     good = [(encode(img), "image/png"), (encode(img, "JPEG"), "image/jpeg"),
             (dicom_bytes(img.astype(np.uint16) * 16, bits=12), "application/dicom")]
     bad = [(encode(img)[:500], "image/png"), (b"not an image" * 10, "image/png"),

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.live_server import start_server, wait_ready  # noqa: E402
-from tests.synth import DATA_ROOT, chest_like, encode, write_dataset  # noqa: E402
+from tests.synth import DATA_ROOT, encode, radiograph, write_dataset  # noqa: E402
 
 
 def p50(url: str, body: bytes, n: int) -> float:
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=150)
     ap.add_argument("--requests", type=int, default=40)
     args = ap.parse_args()
-    probe = encode(chest_like(224, 224))
+    probe = encode(radiograph(224))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dataset = make_dataset(root / "data", args.per_class)

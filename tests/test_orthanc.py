@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.live_server import free_port, start_server, wait_ready
-from tests.synth import DATA_ROOT, chest_like, dicom_bytes
+from tests.synth import DATA_ROOT, dicom_bytes
 
 PLUGINS = [p for p in ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so",) if Path(p).exists()]
 pytestmark = [
@@ -35,12 +35,13 @@ PHI = {"PatientName": "Orthanc^Testpatient", "PatientID": "OT-4242", "PatientBir
 
 
 def xray() -> np.ndarray:
-    """A real pediatric chest X-ray when ../shared/data is present, else a synthetic one."""
+    """A real pediatric chest X-ray (the integrity check refuses synthetic ones)."""
     folder = DATA_ROOT / "test" / "PNEUMONIA"
-    if folder.is_dir():
-        first = sorted(folder.iterdir())[0]
-        return np.asarray(Image.open(first).convert("L"))
-    return chest_like(256, 256, seed=7, opacity=0.6)
+    if not folder.is_dir():
+        pytest.skip(f"real X-rays not available: {DATA_ROOT} does not exist (the integrity check refuses "
+                    "synthetic images, so this test needs a real radiograph)")
+    first = sorted(folder.iterdir())[0]
+    return np.asarray(Image.open(first).convert("L"))
 
 
 peers_processes: list[subprocess.Popen] = []
@@ -193,6 +194,38 @@ def test_shipped_routing_rule_forwards_radiographs_without_loops(peers):
     assert len(ours.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]) == 1
     assert len(pacs.get(f"/studies/{stored.json()['ParentStudy']}/instances").json()) == 3
     assert ours.get("/dicomweb/results", params={"StudyInstanceUID": other_study}).json()["results"] == []
+
+
+def test_a_lateral_view_gets_a_not_evaluated_report_in_the_pacs(peers):
+    """The routing rule forwards every CR; the service refuses a lateral view and the PACS receives
+    a report that says the AI did not read it, and why, in the same study (no heatmap)."""
+    service_url, orthanc_url, _ = peers
+    pacs = httpx.Client(base_url=orthanc_url, auth=(ORTHANC_USER, ORTHANC_PASSWORD), timeout=60)
+    ours = httpx.Client(base_url=service_url, headers={"X-API-Key": API_KEY}, timeout=60)
+    source = pydicom.dcmread(io.BytesIO(dicom_bytes(xray(), patient=PHI)))
+    source.ViewPosition = "LL"
+    buf = io.BytesIO()
+    source.save_as(buf, enforce_file_format=True)
+    stored = pacs.post("/instances", content=buf.getvalue())
+    assert stored.status_code == 200, stored.text
+    deadline = time.time() + 120
+    while True:
+        rows = ours.get("/dicomweb/results", params={"StudyInstanceUID": source.StudyInstanceUID}).json()["results"]
+        if rows and rows[0]["delivery"] == "delivered":
+            break
+        assert time.time() < deadline, rows
+        time.sleep(0.5)
+    assert rows[0]["state"] == "not_evaluated" and rows[0]["error"] == "lateral view (ViewPosition LL)"
+    found = pacs.get(f"/studies/{stored.json()['ParentStudy']}/instances").json()
+    classes = {}
+    for inst in found:
+        ds = pydicom.dcmread(io.BytesIO(pacs.get(f"/instances/{inst['ID']}/file").content))
+        classes[str(ds.SOPClassUID)] = ds
+    assert set(classes) == {"1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.88.33"}  # source + report
+    sr = classes["1.2.840.10008.5.1.4.1.1.88.33"]
+    impression = [i.TextValue for i in sr.ContentSequence if i.ValueType == "TEXT"
+                  and i.ConceptNameCodeSequence[0].CodeValue == "121073"][0]
+    assert impression.startswith("AI screening: NOT EVALUATED - lateral view (ViewPosition LL)")
 
 
 def test_service_log_has_no_patient_data(peers):

@@ -35,7 +35,7 @@ def test_serving_predictor_uses_the_card_spec(tiny_weights):
     predictor.settings = type("S", (), {"max_pixels": 10**8, "min_side": 64})()
     predictor.guard = None  # the integrity check is tested in test_integrity.py
     serving = type("M", (), {"card": loaded.card})()
-    _, _, x, _ = predictor._decode_check_preprocess(data, serving, "enforce")
+    _, _, x, _ = predictor._decode_and_preprocess(data, serving)
     assert torch.equal(x, loaded.card.input.to_tensor(decode_image(data).pixels))
     assert x.shape == (1, 64, 64)
 

@@ -6,6 +6,7 @@ runs on the batcher's own thread. The event loop only awaits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from app.services.metrics import Metrics
 from app.services.registry import ModelRegistry, ServingModel
 from models.gradcam import scale_maps
 from models.imaging import DecodedImage, decode_image
-from models.integrity.check import IntegrityResult, check_image
+from models.integrity.check import IntegrityResult, header_verdict, judge
+from models.integrity.dicom_rules import HeaderVerdict
 from models.integrity.guard import LoadedGuard
 
 log = logging.getLogger(__name__)
@@ -69,21 +71,29 @@ class Predictor:
         self.metrics = metrics
         self.guard: LoadedGuard | None = None  # set at startup unless CXR_INTEGRITY=off
 
-    def _decode_check_preprocess(
-        self, data: bytes, model: ServingModel, mode: IntegrityMode,
-    ) -> tuple[DecodedImage, IntegrityResult | None, torch.Tensor, dict[str, float]]:
+    def _decode_and_preprocess(self, data: bytes, model: ServingModel) -> tuple[DecodedImage, HeaderVerdict, torch.Tensor,
+                                                                                 dict[str, float]]:
         t0 = time.perf_counter()
         decoded = decode_image(data, max_pixels=self.settings.max_pixels, min_side=self.settings.min_side)
         t1 = time.perf_counter()
-        integrity = None if self.guard is None else check_image(decoded, self.guard)
-        t2 = time.perf_counter()
-        if integrity is not None:  # counted and timed whether or not the image is refused
-            self.metrics.integrity.labels(integrity.code).inc()
-            self.metrics.stage_seconds.labels("integrity").observe(t2 - t1)
-            if not integrity.accepted and mode == "enforce":
-                raise NotEvaluated(integrity, list(integrity.warnings))
+        header = header_verdict(decoded)
         x = model.card.input.to_tensor(decoded.pixels)
-        return decoded, integrity, x, {"decode": t1 - t0, "integrity": t2 - t1, "preprocess": time.perf_counter() - t2}
+        return decoded, header, x, {"decode": t1 - t0, "preprocess": time.perf_counter() - t1}
+
+    def _score(self, pixels: np.ndarray) -> tuple[float, float]:
+        t = time.perf_counter()
+        assert self.guard is not None
+        return self.guard.score(pixels), time.perf_counter() - t
+
+    def _judged(self, header: HeaderVerdict, scored: tuple[float, float], mode: IntegrityMode) -> IntegrityResult:
+        """Combine header rules and pixel score; count and time it; NotEvaluated when refused and enforced."""
+        assert self.guard is not None
+        integrity = judge(header, scored[0], self.guard.card.threshold)
+        self.metrics.integrity.labels(integrity.code).inc()
+        self.metrics.stage_seconds.labels("integrity").observe(scored[1])
+        if not integrity.accepted and mode == "enforce":
+            raise NotEvaluated(integrity, list(integrity.warnings))
+        return integrity
 
     def _render(self, pixels: np.ndarray, cam: np.ndarray, kind: HeatmapKind, fmt: HeatmapFormat) -> RenderedHeatmap:
         s = self.settings
@@ -100,11 +110,27 @@ class Predictor:
             raise NotReady("model is not loaded yet")
         self.batcher.arriving += 1
         try:
-            decoded, checked, x, seconds = await run_in_threadpool(self._decode_check_preprocess, data, model, integrity)
+            decoded, header, x, seconds = await run_in_threadpool(self._decode_and_preprocess, data, model)
         finally:
             self.batcher.arriving -= 1
+        checked: IntegrityResult | None = None
+        seconds["integrity"] = 0.0
+        if self.guard is not None and header.refusal:  # refused by its header: the classifier is not run
+            scored = await run_in_threadpool(self._score, decoded.pixels)
+            checked, seconds["integrity"] = self._judged(header, scored, integrity), scored[1]
         t_infer0 = time.perf_counter()
-        result = await self.batcher.submit(x, model)
+        forward = asyncio.ensure_future(self.batcher.submit(x, model))
+        if self.guard is not None and checked is None:
+            # the pixel check runs beside the forward pass (its latency hides behind it); a refused
+            # image's batch slot is dropped (the batcher skips an item whose caller is gone)
+            try:
+                scored = await run_in_threadpool(self._score, decoded.pixels)
+                checked, seconds["integrity"] = self._judged(header, scored, integrity), scored[1]
+            except BaseException:
+                forward.cancel()
+                forward.add_done_callback(lambda f: f.cancelled() or f.exception())  # its error is moot now
+                raise
+        result = await forward
         seconds["infer"] = time.perf_counter() - t_infer0
         p_pneu = float(result.probabilities[1])
         label = Label.PNEUMONIA if p_pneu >= model.card.threshold else Label.NORMAL

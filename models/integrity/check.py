@@ -1,7 +1,9 @@
 """The integrity stage: decoded image -> accepted or refused, with a score, a reason and warnings.
 
-Header rules (DICOM only) are applied first; the pixel guard scores every image, so even a
-header-refused image reports what its pixels look like.
+Header rules (DICOM only) come first; the pixel guard scores every image, so a header-refused
+image still reports what its pixels look like. ``judge`` is the one place the two are combined:
+``check_image`` runs both in a row, and the service runs the guard beside the classifier and
+then calls ``judge`` with the same inputs.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from models.imaging import DecodedImage
-from models.integrity.dicom_rules import check_header
+from models.integrity.dicom_rules import HeaderVerdict, check_header
 from models.integrity.guard import LoadedGuard
 
 CONTENT_REASON = "the image does not look like a frontal chest radiograph (integrity {score:.2f} < {threshold:.2f})"
@@ -25,16 +27,20 @@ class IntegrityResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_image(decoded: DecodedImage, guard: LoadedGuard) -> IntegrityResult:
-    score = guard.score(decoded.pixels)
-    threshold = guard.card.threshold
-    warnings: list[str] = []
-    if decoded.dataset is not None:
-        verdict = check_header(decoded.dataset)
-        warnings = list(verdict.warnings)
-        if verdict.refusal:
-            return IntegrityResult(False, score, threshold, verdict.refusal, verdict.code or "header", warnings)
+def header_verdict(decoded: DecodedImage) -> HeaderVerdict:
+    """The DICOM header rules for DICOM input; PNG and JPEG carry no header (nothing to refuse)."""
+    return HeaderVerdict() if decoded.dataset is None else check_header(decoded.dataset)
+
+
+def judge(header: HeaderVerdict, score: float, threshold: float) -> IntegrityResult:
+    warnings = list(header.warnings)
+    if header.refusal:
+        return IntegrityResult(False, score, threshold, header.refusal, header.code or "header", warnings)
     if score < threshold:
         return IntegrityResult(False, score, threshold, CONTENT_REASON.format(score=score, threshold=threshold),
                                "not_frontal_chest", warnings)
     return IntegrityResult(True, score, threshold, None, "accepted", warnings)
+
+
+def check_image(decoded: DecodedImage, guard: LoadedGuard) -> IntegrityResult:
+    return judge(header_verdict(decoded), guard.score(decoded.pixels), guard.card.threshold)
