@@ -49,14 +49,18 @@ def _activate_at_startup(registry: ModelRegistry, settings: Settings):  # type: 
     return registry.activate(settings.model)
 
 
-def _load_guard(settings: Settings, registry: ModelRegistry | None) -> LoadedGuard | None:
-    """The integrity guard (verified), served by ONNX Runtime where the classifier is; None when off."""
+def _load_guard(settings: Settings) -> LoadedGuard | None:
+    """The integrity guard (verified); None when off. It always runs on the CPU, through ONNX Runtime
+    when installed (2.7 ms, against 12 ms eager), also when the classifier runs on a GPU: a 96-px
+    graph of one image gains nothing from a device round trip."""
     if settings.integrity == "off":
         log.warning("the input-integrity check is OFF (CXR_INTEGRITY=off): any decodable image is scored")
         return None
     guard = load_guard(settings.integrity_guard_dir)
-    if registry is not None and registry.active is not None and registry.active.backend == "onnx":
+    try:
         guard = guard.with_onnx(threads=1)
+    except ImportError:
+        log.warning("onnxruntime is not installed: the integrity guard runs in eager PyTorch")
     guard.score(np.zeros((guard.card.input.image_size,) * 2, dtype=np.uint8))  # warm-up
     log.info("integrity guard %s %s (sha256 %s), threshold %.2f", guard.card.name, guard.card.version,
              guard.card.sha256[:12], guard.card.threshold)
@@ -89,7 +93,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
                 app.state.keyring = load_keyring(settings.api_keys, settings.api_keys_file, settings.state_dir)
             registry.device = device
             active = _activate_at_startup(registry, settings)
-            app.state.predictor.guard = _load_guard(settings, registry)
+            app.state.predictor.guard = _load_guard(settings)
             store = JobStore(settings.state_dir / "jobs.sqlite3")
             results = ResultStore(settings.state_dir / "dicom")
         except CXRError as exc:

@@ -28,8 +28,17 @@ from models.card_markdown import MARKDOWN_FILE
 log = logging.getLogger("app.worker")
 
 
+MIN_INTEGRITY_ACCEPTED = 0.95
+
+
 def promotion_decision(card: Any) -> tuple[bool, str]:
-    """Promote only if validation AUROC does not drop and sensitivity at the threshold does not drop."""
+    """Promote only if validation AUROC and sensitivity at the threshold do not drop, and the integrity
+    check accepts the version's own validation images (else the site's images would be refused)."""
+    checked = (getattr(card, "integrity", None) or {}).get("accepted")
+    if checked is not None and checked < MIN_INTEGRITY_ACCEPTED:
+        return False, (f"the integrity check accepts only {checked:.1%} of this version's validation images "
+                       f"(needs {MIN_INTEGRITY_ACCEPTED:.0%}): images like these would be refused; refit the guard "
+                       "with them (cxr integrity fit)")
     new, base = card.metrics.get("val"), (card.base_metrics or {}).get("val")
     if new is None or base is None:
         return False, "no base-model metrics on the same validation split"
@@ -38,6 +47,24 @@ def promotion_decision(card: Any) -> tuple[bool, str]:
     if new.sensitivity < base.sensitivity:
         return False, f"sensitivity {new.sensitivity:.4f} is below the base model's {base.sensitivity:.4f}"
     return True, f"validation AUROC {new.auroc:.4f} >= base {base.auroc:.4f}, sensitivity kept"
+
+
+def _check_integrity(cfg: TrainConfig, card: Any, guard_dir: Path, out: Path) -> Any:
+    """The guard that serves in front of every version, run over this version's validation images;
+    the result goes into the new card (and its Markdown) before the version is published."""
+    from models.card import write_card
+    from models.card_markdown import write_markdown
+    from models.integrity.check import check_version_images
+    from models.integrity.guard import load_guard
+    from models.package import split_samples
+
+    result = check_version_images([s.path for s in split_samples(cfg)["val"]], load_guard(guard_dir))
+    log.info("integrity check of the new version's validation images: %s of %s accepted", result["accepted"],
+             result["n"])
+    card = card.model_copy(update={"integrity": result})
+    write_card(out, card)
+    write_markdown(out, card)
+    return card
 
 
 def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
@@ -75,6 +102,8 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
     try:
         card = train_and_package(cfg, command=f"POST /train job {job_id}", on_progress=on_progress,
                                  should_stop=lambda: store.cancel_requested(job_id), compare_with=base_dir)
+        if req.get("integrity_guard_dir"):
+            card = _check_integrity(cfg, card, Path(req["integrity_guard_dir"]), out)
         final = state_dir / "models" / card.name
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = out.with_name("publish")

@@ -79,6 +79,8 @@ class ModelCard(BaseModel):
     metrics: dict[str, SplitMetrics] = Field(description="split name -> metrics at the card's threshold")
     base_metrics: dict[str, SplitMetrics] | None = Field(
         None, description="fine-tunes: the base model's metrics on the same validation split")
+    integrity: dict[str, Any] | None = Field(
+        None, description="fine-tunes: the integrity guard run over this version's validation images (share accepted)")
     intended_use: str = INTENDED_USE
     limitations: str = LIMITATIONS
     data_license: str = "Kermany et al., Cell 2018, CC BY 4.0"

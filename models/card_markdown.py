@@ -68,6 +68,11 @@ def render_markdown(card: ModelCard) -> str:
     if card.base_metrics:
         lines += ["", f"Base model `{card.base_model}` on the same validation split:", "",
                   *_metrics_rows(card.base_metrics)]
+    if card.integrity:
+        i = card.integrity
+        lines += ["", "## Input integrity", "",
+                  f"The integrity guard `{i.get('guard')}` {i.get('guard_version')} accepted "
+                  f"{(i.get('accepted') or 0):.1%} of {i.get('n')} validation images of this version."]
     lines += [
         "",
         "## Training data",

@@ -36,7 +36,11 @@ def test_train_one_tiny_epoch_then_evaluate(tmp_path):
     r = cxr("card", "--model", str(out))
     assert r.returncode == 0 and r.stdout == (out / "MODEL_CARD.md").read_text()
 
-    r = cxr("evaluate", "--model", str(out), "--data", str(data / "test"), "--plot", str(tmp_path / "roc.png"))
+    r = cxr("evaluate", "--model", str(out), "--data", str(data / "test"))  # synthetic images: not radiographs
+    assert r.returncode == 2
+    assert "no readable images that the integrity check accepts (20 refused, 0 unreadable)" in r.stderr
+    r = cxr("evaluate", "--model", str(out), "--data", str(data / "test"), "--plot", str(tmp_path / "roc.png"),
+            "--no-integrity")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     for key in ("n", "auroc", "accuracy", "sensitivity", "specificity", "f1", "ece", "threshold", "confusion_matrix"):
@@ -98,5 +102,6 @@ def test_evaluate_default_model_on_the_shared_test_split(shared_data):
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["n"] == 369 and report["counts"] == {"NORMAL": 138, "PNEUMONIA": 231}
+    assert report["integrity"]["refused"] == 0 and report["integrity"]["accepted"] == 369
     assert 0.9 < report["auroc"] <= 1 and 0 <= report["ece"] <= 1
     assert report["model"] == json.loads((ROOT / "weights" / "manifest.json").read_text())["default"]

@@ -194,7 +194,7 @@ def test_server_without_its_guard_refuses_to_start(settings, tmp_path):
 
     s = guarded(settings, integrity_guard=tmp_path / "missing")
     with pytest.raises(WeightsError, match="integrity guard card .* not found"):
-        _load_guard(s, None)
+        _load_guard(s)
 
 
 def test_guard_is_on_by_default():

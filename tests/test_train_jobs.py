@@ -161,6 +161,12 @@ def test_promotion_rule():
     ok, reason = promotion_decision(card(0.95, 0.90, 0.94, 0.96))
     assert not ok and "sensitivity" in reason
     assert promotion_decision(SimpleNamespace(metrics={}, base_metrics=None))[0] is False
+    guarded = card(0.95, 0.96, 0.94, 0.96)
+    guarded.integrity = {"accepted": 0.5, "n": 10}
+    ok, reason = promotion_decision(guarded)
+    assert not ok and "accepts only 50.0% of this version's validation images" in reason
+    guarded.integrity = {"accepted": 0.96, "n": 10}
+    assert promotion_decision(guarded)[0] is True
 
 
 @pytest.mark.slow

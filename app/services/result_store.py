@@ -75,11 +75,11 @@ class ResultStore:
             write_atomic(sc_path, sc, mode=PRIVATE)
         write_atomic(sr_path, sr, mode=PRIVATE)
 
-    def load_outputs(self, result_id: str) -> list[bytes]:
-        """[SC, SR] Part-10 bytes ([SR] for a result that was not evaluated); OSError when the SR is not on disk."""
+    def load_outputs(self, result_id: str, *, with_sc: bool = True) -> list[bytes]:
+        """[SC, SR] Part-10 bytes ([SR] alone for a result that was not evaluated: ``with_sc`` False);
+        OSError when one of them is not on disk."""
         sc_path, sr_path = self.output_paths(result_id)
-        sr = sr_path.read_bytes()
-        return [sc_path.read_bytes(), sr] if sc_path.is_file() else [sr]
+        return [path.read_bytes() for path in ((sc_path, sr_path) if with_sc else (sr_path,))]
 
     # -- rows -------------------------------------------------------------------------------
     def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, data: bytes) -> str:

@@ -211,7 +211,7 @@ class StowService:
     async def _deliver(self, row: dict) -> None:
         result_id = row["id"]
         try:
-            payloads = await run_in_threadpool(self.store.load_outputs, result_id)
+            payloads = await run_in_threadpool(self.store.load_outputs, result_id, with_sc=row["state"] == "done")
         except OSError:
             self.store.update(result_id, delivery="failed", delivery_error="result files are missing from disk")
             self.metrics.pacs_deliveries.labels("failed").inc()

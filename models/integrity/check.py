@@ -44,3 +44,26 @@ def judge(header: HeaderVerdict, score: float, threshold: float) -> IntegrityRes
 
 def check_image(decoded: DecodedImage, guard: LoadedGuard) -> IntegrityResult:
     return judge(header_verdict(decoded), guard.score(decoded.pixels), guard.card.threshold)
+
+
+def check_version_images(paths: list, guard: LoadedGuard) -> dict[str, object]:
+    """Run the integrity check over a new version's own validation images (what a site fine-tunes
+    on is what it will send): the share accepted, recorded in that version's card."""
+    from models.errors import CXRError
+    from models.imaging import decode_image
+
+    accepted, refused, unreadable = 0, [], 0
+    for path in paths:
+        try:
+            result = check_image(decode_image(path.read_bytes()), guard)
+        except (CXRError, OSError):
+            unreadable += 1
+            continue
+        if result.accepted:
+            accepted += 1
+        else:
+            refused.append(path.name)
+    checked = accepted + len(refused)
+    return {"guard": guard.card.name, "guard_version": guard.card.version, "guard_sha256": guard.card.sha256,
+            "images": "this version's validation images", "n": checked,
+            "accepted": round(accepted / checked, 4) if checked else None, "refused_files": refused[:20]}

@@ -123,7 +123,7 @@ async def get_result_instances(results: ResultsDep, result_id: ResultId) -> Resp
     if row["state"] not in DELIVERABLE:
         raise ResultNotFound(f"result {result_id} is {row['state']}; instances exist once it is done")
     try:
-        payloads = await run_in_threadpool(results.load_outputs, result_id)
+        payloads = await run_in_threadpool(results.load_outputs, result_id, with_sc=row["state"] == "done")
     except OSError:
         raise ResultNotFound(f"the instances of result {result_id} are no longer on disk") from None
     body, content_type = encode_related(payloads)

@@ -36,7 +36,9 @@ async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep
     base = registry.find(base_name)
     request = body.model_dump() | {"base_model": base.name, "dataset_counts": counts, "dataset_dir": str(folder),
                                    "base_model_dir": str(base.folder), "threads": settings.train_threads,
-                                   "device": settings.train_device}
+                                   "device": settings.train_device,
+                                   "integrity_guard_dir": None if settings.integrity == "off" else
+                                   str(settings.integrity_guard_dir)}
     job = jobs.submit(request)
     response.headers["Location"] = f"/train/{job['id']}"
     return _job(job)
