@@ -135,8 +135,12 @@ def _command_line() -> str:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluate import evaluate
 
+    from app.core.config import Settings
+
+    # the guard the server would use: CXR_INTEGRITY_GUARD, else CXR_WEIGHTS_DIR/integrity_guard
+    guard = Path(args.guard) if args.guard else Settings().integrity_guard_dir
     report = evaluate(args.model, Path(args.data), device=args.device, plot=Path(args.plot) if args.plot else None,
-                      guard=Path(args.guard) if args.guard else None, integrity=not args.no_integrity)
+                      guard=guard, integrity=not args.no_integrity)
     print(json.dumps(report))
     return 0
 
@@ -167,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="folder with NORMAL/ and PNEUMONIA/ (or a split root: uses test/)")
     e.add_argument("--device", default="auto")
     e.add_argument("--plot", default=None, help="write a ROC + reliability diagram PNG here")
-    e.add_argument("--guard", default=None, help="integrity guard folder (default: the shipped weights/integrity_guard)")
+    e.add_argument("--guard", default=None, help="integrity guard folder (default: the server's, CXR_INTEGRITY_GUARD "
+                   "or CXR_WEIGHTS_DIR/integrity_guard)")
     e.add_argument("--no-integrity", action="store_true",
                    help="score every readable image (default: images the integrity check refuses are counted, not scored)")
     so = sub.add_parser("soup", help="average the weights of several fine-tunes of one backbone into one model")

@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     metrics = Metrics()
     registry = ModelRegistry(settings.weights_dir, torch.device("cpu"), trained_dir=settings.state_dir / "models",
                              backend=settings.backend, threads=settings.threads,
-                             active_file=settings.state_dir / "active.json")
+                             active_file=settings.state_dir / "active.json",
+                             on_activate=lambda m: metrics.set_active(m.card.name, m.card.version, m.card.sha256,
+                                                                      str(m.device)))
     batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
                              queue_size=settings.queue_size, retry_after_s=settings.retry_after_s, metrics=metrics)
 
@@ -100,7 +102,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
         blend_table(round(settings.heatmap_alpha, 3))  # colormap and blend table: built now, not on the first request
-        metrics.set_active(active.card.name, active.card.version, active.card.sha256, str(device))
         log.info("ready: model %s %s (sha256 %s) on %s, backend %s", active.card.name, active.card.version,
                  active.card.sha256[:12], device, active.backend)
         batcher.start()

@@ -32,36 +32,47 @@ from app.services.explainer import render_heatmap  # noqa: E402
 from app.services.registry import OnnxRunner  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
+from models.device import select_device  # noqa: E402
 from models.weights import load_model, resolve_model_dir  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
 from tests.synth import chest_like, dicom_bytes, encode, radiograph  # noqa: E402
 
 
 def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
-    """Eager forward-only (the floor), and forward + class maps + 1024 px overlay for each backend."""
-    loaded = load_model(resolve_model_dir(model_name))
+    """Eager forward-only (the floor), and forward + class maps + 1024 px overlay for each backend.
+    Eager PyTorch runs on CXR_DEVICE (default cpu; on CUDA each timing ends with a synchronize)."""
+    device = select_device(os.environ.get("CXR_DEVICE", "cpu"))
+    loaded = load_model(resolve_model_dir(model_name), device=device)
     s = loaded.card.input.image_size
-    x = loaded.card.input.to_tensor(chest_like(s, s))[None]
+    x_cpu = loaded.card.input.to_tensor(chest_like(s, s))[None]
+    x = x_cpu.to(device)
     pixels = chest_like(1024, 1024)
-    onnx = OnnxRunner(loaded.model, s, None)
+    onnx = OnnxRunner(loaded.model.cpu(), s, None)
+    loaded.model.to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def forward() -> None:
         with torch.inference_mode():
             loaded.model(x)
+        sync()
 
     def torch_cam() -> torch.Tensor:
         with torch.inference_mode():
-            return forward_with_cam(loaded.model, x)[1]
+            return forward_with_cam(loaded.model, x)[1].cpu()
 
     def with_overlay(run_cam) -> None:
         render_heatmap(pixels, scale_maps(run_cam()[:, 1]).numpy()[0])
 
-    return {
-        "torch_forward_ms": median_ms(forward, reps),
-        "torch_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(torch_cam), reps),
-        "onnx_forward_cam_ms": median_ms(lambda: onnx(x), reps),
-        "onnx_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(lambda: onnx(x)[1]), reps),
-    }
+    out = {"device": str(device), "torch_forward_ms": median_ms(forward, reps),
+           "torch_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(torch_cam), reps),
+           "onnx_forward_cam_ms": median_ms(lambda: onnx(x_cpu), reps),
+           "onnx_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(lambda: onnx(x_cpu)[1]), reps)}
+    if device.type == "cuda":  # batch sizes up to 32 on the device
+        for n in (1, 8, 32):
+            xb = x.expand(n, -1, -1, -1).contiguous()
+            with torch.inference_mode():
+                out[f"torch_forward_cam_batch{n}_ms"] = median_ms(lambda: forward_with_cam(loaded.model, xb)[1].cpu(), reps)
+    return out
 
 
 def rss_mb(pid: int) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +201,16 @@ def test_server_without_its_guard_refuses_to_start(settings, tmp_path):
 
 def test_guard_is_on_by_default():
     assert Settings().integrity == "on" and Settings().integrity_guard_dir == Path(default_guard_dir())
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) is not installed")
+def test_not_evaluated_report_passes_dciodvfy(tmp_path):
+    from app.services.dicom_results import build_not_evaluated
+
+    source = pydicom.dcmread(io.BytesIO(dicom_bytes(np.full((64, 64), 90, np.uint8), patient=PHI)))
+    report = build_not_evaluated(source, "lateral view (ViewPosition LL)", "model", "1.0.0")
+    path = tmp_path / "sr.dcm"
+    report.sr.save_as(path, enforce_file_format=True)
+    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    errors = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
+    assert errors == [], errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,13 +90,15 @@ class ModelRegistry:
     """Shipped models live in ``weights_dir``; fine-tuned versions (jobs) under ``trained_dir``."""
 
     def __init__(self, weights_dir: Path, device: torch.device, trained_dir: Path | None = None,
-                 backend: str = "torch", threads: int | None = None, active_file: Path | None = None) -> None:
+                 backend: str = "torch", threads: int | None = None, active_file: Path | None = None,
+                 on_activate: Callable[[ServingModel], None] | None = None) -> None:
         self.weights_dir = Path(weights_dir)
         self.trained_dir = Path(trained_dir) if trained_dir else None
         self.device = device
         self.backend = backend  # auto | torch | onnx
         self.threads = threads
         self.active_file = active_file  # remembers the active model across restarts
+        self.on_activate = on_activate  # e.g. the active-model metric: every swap updates it, whoever asked
         self._active: ServingModel | None = None
         self._lock = threading.Lock()  # one load/swap at a time
 
@@ -168,6 +171,8 @@ class ModelRegistry:
             if self.active_file is not None:
                 self.active_file.parent.mkdir(parents=True, exist_ok=True)
                 write_json_atomic(self.active_file, {"model": str(serving.folder)})
+            if self.on_activate is not None:
+                self.on_activate(serving)
         log.info("active model: %s %s on %s, backend %s (was %s)", serving.card.name, serving.card.version, self.device,
                  serving.backend, previous.card.version if previous else "none")
         return serving

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, MetricsDep, PredictRoleDep, RegistryDep
+from app.api.deps import AdminDep, PredictRoleDep, RegistryDep
 from app.schemas import ErrorResponse, ModelEntry, ModelList, Ready
 
 router = APIRouter(tags=["models"])
@@ -29,9 +29,8 @@ async def list_models(registry: RegistryDep) -> ModelList:
 @router.post("/models/{name}/activate", response_model=Ready, dependencies=[AdminDep],
              responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
              summary="load, verify and warm up a model, then swap it in atomically (rollback: activate the previous one)")
-async def activate_model(name: str, registry: RegistryDep, metrics: MetricsDep) -> Ready:
+async def activate_model(name: str, registry: RegistryDep) -> Ready:
     t0 = time.perf_counter()
     active = await run_in_threadpool(registry.activate, name)
-    metrics.set_active(active.card.name, active.card.version, active.card.sha256, str(active.device))
     return Ready(status=f"active (swap took {time.perf_counter() - t0:.2f} s)", device=str(active.device),
                  model=active.ref, backend=active.backend)
