@@ -19,17 +19,17 @@ from app.core.ratelimit import RateLimiter, UploadSlots
 from app.core.security import KeyRing, load_keyring
 from app.core.middleware import RequestContextMiddleware
 from app.errors import install_error_handlers
-from app.services.batcher import DynamicBatcher
-from app.services.dataset_store import DatasetStore
-from app.services.explainer import blend_table
-from app.services.job_store import JobStore
-from app.services.jobs import JobRunner
-from app.services.metrics import Metrics
-from app.services.pacs_client import PacsClient
-from app.services.predictor import Predictor
-from app.services.registry import ModelRegistry
-from app.services.result_store import ResultStore
-from app.services.stow import StowService
+from app.inference.batcher import DynamicBatcher
+from app.training.datasets.store import DatasetStore
+from app.inference.render import blend_table
+from app.training.store import JobStore
+from app.training.runner import JobRunner
+from app.core.metrics import Metrics
+from app.pacs.client import PacsClient
+from app.inference.pipeline import Predictor
+from app.inference.catalog import ModelRegistry
+from app.pacs.results import ResultStore
+from app.pacs.service import StowService
 from models.device import select_device
 from models.errors import CXRError
 from models.integrity.guard import LoadedGuard, load_guard

@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.services.registry import OnnxRunner  # noqa: E402
+from app.inference.serving import OnnxRunner  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
 from models.gradcam import forward_with_cam  # noqa: E402

@@ -28,8 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.services.explainer import render_heatmap  # noqa: E402
-from app.services.registry import OnnxRunner  # noqa: E402
+from app.inference.render import render_heatmap  # noqa: E402
+from app.inference.serving import OnnxRunner  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
 from models.device import select_device  # noqa: E402

@@ -102,7 +102,7 @@ def test_onnx_and_torch_backends_agree(settings):
 def test_backend_maps_match_before_encoding(tiny_weights):
     import torch
 
-    from app.services.registry import ModelRegistry
+    from app.inference.catalog import ModelRegistry
 
     x = torch.randn(3, 1, 64, 64)
     runs = {}

@@ -22,7 +22,7 @@ from app.dicom.codes import Finding
 from app.dicom.multipart import check_related, encode_related, parse_related
 from app.dicom.structured_report import device_uid
 from app.main import create_app
-from app.services.result_store import ResultStore
+from app.pacs.results import ResultStore
 from tests.synth import chest_like, dicom_bytes
 
 XRAY = chest_like(300, 240, seed=3)

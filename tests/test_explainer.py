@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from app.services.explainer import blend_table, colormap_lut, output_size, render_heatmap
+from app.inference.render import blend_table, colormap_lut, output_size, render_heatmap
 
 
 def test_output_size_caps_the_longer_side():

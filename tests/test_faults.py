@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services.job_store import JobStore
+from app.training.store import JobStore
 from tests.live_server import start_server, wait_ready
 from tests.synth import chest_like, encode, make_model_dir, write_dataset
 
@@ -52,7 +52,7 @@ def test_a_crash_while_publishing_leaves_nothing_half_written_listed(settings):
 
 
 def test_a_crash_during_activation_keeps_the_previous_active_model(settings, monkeypatch):
-    from app.services import registry as registry_module
+    from app.inference import serving as registry_module
 
     make_model_dir(settings.state_dir / "models" / "site-v2", version="v2")
     with TestClient(create_app(settings, configure_logs=False)) as c:
@@ -69,7 +69,7 @@ def test_a_crash_during_activation_keeps_the_previous_active_model(settings, mon
 
 
 def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_path, monkeypatch):
-    import app.worker as worker
+    import app.training.worker as worker
     from models import weights
 
     data = write_dataset(tmp_path / "data", per_class=6, size=64, splits=("train",))

@@ -205,7 +205,7 @@ def test_guard_is_on_by_default():
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) is not installed")
 def test_not_evaluated_report_passes_dciodvfy(tmp_path):
-    from app.services.dicom_results import build_not_evaluated
+    from app.pacs.outputs import build_not_evaluated
 
     source = pydicom.dcmread(io.BytesIO(dicom_bytes(np.full((64, 64), 90, np.uint8), patient=PHI)))
     report = build_not_evaluated(source, "lateral view (ViewPosition LL)", "model", "1.0.0")

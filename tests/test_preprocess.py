@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import torch
 
-from app.services.predictor import Predictor
+from app.inference.pipeline import Predictor
 from models.data import load_tensors, scan_class_folders
 from models.imaging import decode_image
 from models.transforms import PreprocessSpec, augment_batch

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services.job_store import JobStore
+from app.training.store import JobStore
 from tests.synth import chest_like, encode, write_dataset
 
 
@@ -148,7 +148,7 @@ def test_cancel_a_running_job_within_seconds(train_settings):
 def test_promotion_rule():
     from types import SimpleNamespace
 
-    from app.worker import promotion_decision
+    from app.training.worker import promotion_decision
     from models.card import SplitMetrics
 
     def card(new_auc, new_sens, base_auc, base_sens):

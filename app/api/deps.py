@@ -8,13 +8,13 @@ from fastapi import Depends, Request
 
 from app.core.config import Settings
 from app.core.security import Principal, Role
-from app.services.dataset_store import DatasetStore
-from app.services.jobs import JobRunner
-from app.services.metrics import Metrics
-from app.services.predictor import Predictor
-from app.services.registry import ModelRegistry
-from app.services.result_store import ResultStore
-from app.services.stow import StowService
+from app.training.datasets.store import DatasetStore
+from app.training.runner import JobRunner
+from app.core.metrics import Metrics
+from app.inference.pipeline import Predictor
+from app.inference.catalog import ModelRegistry
+from app.pacs.results import ResultStore
+from app.pacs.service import StowService
 
 
 def get_settings(request: Request) -> Settings:

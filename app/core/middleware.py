@@ -9,7 +9,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logging import request_id
-from app.services.metrics import Metrics
+from app.core.metrics import Metrics
 
 log = logging.getLogger("app.access")
 

@@ -36,7 +36,7 @@ from tests.live_server import start_server, wait_ready  # noqa: E402
 def check_predictions(url: str, device: str) -> dict[str, object]:
     import torch
 
-    from app.services.registry import ModelRegistry
+    from app.inference.catalog import ModelRegistry
     from models.device import select_device
     from models.imaging import decode_image
 

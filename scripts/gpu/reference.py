@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from app.services.registry import ModelRegistry  # noqa: E402
+from app.inference.catalog import ModelRegistry  # noqa: E402
 from models.imaging import decode_image  # noqa: E402
 from tests.synth import DATA_ROOT  # noqa: E402
 

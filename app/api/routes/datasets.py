@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import AdminDep, DatasetsDep, SettingsDep
 from app.errors import DatasetNotFound
 from app.schemas import Dataset, DatasetList, ErrorResponse
-from app.services.archive import archive_kind
-from app.services.upload import stream_to_file
+from app.training.datasets.archive import archive_kind
+from app.inference.upload import stream_to_file
 
 router = APIRouter(tags=["datasets"], dependencies=[AdminDep])
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422)}

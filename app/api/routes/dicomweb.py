@@ -14,9 +14,9 @@ from app.dicom.multipart import check_related, encode_related, parse_related
 from app.dicom.stow_response import status_code, stow_response
 from app.errors import BadRequest, ResultNotFound
 from app.schemas import DicomResult, DicomResultList, ErrorResponse
-from app.services.result_store import ResultStore
-from app.services.stow import StowService
-from app.services.upload import read_limited
+from app.pacs.results import ResultStore
+from app.pacs.service import StowService
+from app.inference.upload import read_limited
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 

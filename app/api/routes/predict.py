@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep
 from app.schemas import ErrorResponse, Label, NotEvaluatedResponse, Prediction
 from app.dicom.multipart import encode_related
-from app.services.dicom_results import build_results
-from app.services.predictor import Predictor
-from app.services.upload import read_image_upload
+from app.pacs.outputs import build_results
+from app.inference.pipeline import Predictor
+from app.inference.upload import read_image_upload
 from app.core.config import Settings
 from models.errors import UnsupportedImageType
 from models.imaging import ImageFormat, sniff_format

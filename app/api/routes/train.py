@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, DatasetsDep, JobsDep, RegistryDep, SettingsDep
 from app.schemas import ErrorResponse, Job, JobList, TrainRequest
-from app.services.datasets import check_dataset, locate_layout, resolve_dataset
+from app.training.datasets.layout import check_dataset, locate_layout, resolve_dataset
 from models.weights import default_model_name
 
 router = APIRouter(tags=["train"], dependencies=[AdminDep])

@@ -19,10 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.errors import NotEvaluated, NotReady
 from app.schemas import Heatmap, ImageInfo, IntegrityReport, Label, Prediction, Timing
-from app.services.batcher import DynamicBatcher
-from app.services.explainer import HeatmapFormat, HeatmapKind, RenderedHeatmap, render_heatmap
-from app.services.metrics import Metrics
-from app.services.registry import ModelRegistry, ServingModel
+from app.inference.batcher import DynamicBatcher
+from app.inference.render import HeatmapFormat, HeatmapKind, RenderedHeatmap, render_heatmap
+from app.core.metrics import Metrics
+from app.inference.catalog import ModelRegistry
+from app.inference.serving import ServingModel
 from models.gradcam import scale_maps
 from models.imaging import DecodedImage, decode_image
 from models.integrity.check import IntegrityResult, header_verdict, judge

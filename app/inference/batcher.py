@@ -20,8 +20,8 @@ import torch
 
 from app.core.aio import cancel_and_wait
 from app.errors import NotReady, QueueFull
-from app.services.metrics import Metrics
-from app.services.registry import ServingModel
+from app.core.metrics import Metrics
+from app.inference.serving import ServingModel
 
 log = logging.getLogger(__name__)
 

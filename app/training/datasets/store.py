@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from app.services.archive import extract
+from app.training.datasets.archive import extract
 from models.card import write_json_atomic
 from models.data import IMAGE_SUFFIXES
 from models.errors import CXRError, DatasetError

@@ -1,4 +1,4 @@
-"""Runs queued fine-tuning jobs one at a time, each in its own worker process (app/worker.py)."""
+"""Runs queued fine-tuning jobs one at a time, each in its own worker process (app/training/worker.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.aio import cancel_and_wait
 from app.errors import BadRequest, JobNotFound, TrainQueueFull
-from app.services.dataset_store import DatasetStore
-from app.services.job_store import JobStore, now
-from app.services.registry import ModelRegistry
+from app.training.datasets.store import DatasetStore
+from app.training.store import JobStore, now
+from app.inference.catalog import ModelRegistry
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ class JobRunner:
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         with open(log_dir / "job.log", "ab") as logf:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app.worker", "--db", str(self.store.path), "--job", job["id"],
+                sys.executable, "-m", "app.training.worker", "--db", str(self.store.path), "--job", job["id"],
                 "--state-dir", str(state), "--nice", str(self.settings.train_nice), cwd=str(ROOT), env=env,
                 stdout=logf, stderr=logf,
                 start_new_session=True,

@@ -18,15 +18,15 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.aio import cancel_and_wait
 from app.core.config import Settings
-from app.dicom.intake import Eligible, check_instance
+from app.pacs.intake import Eligible, check_instance
 from app.dicom.multipart import Part
 from app.dicom.stow_response import Accepted, Failed, FailureReason
 from app.errors import NotEvaluated, NotReady, QueueFull
-from app.services.dicom_results import DicomResults, NotEvaluatedReport, build_not_evaluated, build_results, to_part10
-from app.services.metrics import Metrics
-from app.services.pacs_client import PacsClient
-from app.services.predictor import Predictor
-from app.services.result_store import ResultStore
+from app.pacs.outputs import DicomResults, NotEvaluatedReport, build_not_evaluated, build_results, to_part10
+from app.core.metrics import Metrics
+from app.pacs.client import PacsClient
+from app.inference.pipeline import Predictor
+from app.pacs.results import ResultStore
 from models.dicom import read_dicom
 from models.errors import CXRError
 

@@ -1,4 +1,4 @@
-"""A fine-tuning job in its own process: ``python -m app.worker --db STATE/jobs.sqlite3 --job ID``.
+"""A fine-tuning job in its own process: ``python -m app.training.worker --db STATE/jobs.sqlite3 --job ID``.
 
 It reuses the training code of `cxr train` (models.package.train_and_package), reports progress
 and per-epoch metrics into SQLite, stops between steps when the job is cancelled, and publishes
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.services.job_store import JobStore, now
+from app.training.store import JobStore, now
 from models.config import TrainConfig
 from models.errors import CXRError
 from models.package import PREDICTIONS_FILE, train_and_package
@@ -25,7 +25,7 @@ from models.train import TrainingCancelled
 from models.card import CARD_FILE, read_card
 from models.card_markdown import MARKDOWN_FILE
 
-log = logging.getLogger("app.worker")
+log = logging.getLogger("app.training.worker")
 
 
 MIN_INTEGRITY_ACCEPTED = 0.95
@@ -136,7 +136,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m app.worker")
+    ap = argparse.ArgumentParser(prog="python -m app.training.worker")
     ap.add_argument("--db", required=True)
     ap.add_argument("--job", required=True)
     ap.add_argument("--state-dir", required=True)

@@ -11,8 +11,8 @@ from app.dicom.codes import Finding, NotRead
 from app.dicom.secondary_capture import build_secondary_capture
 from app.dicom.structured_report import build_report
 from app.schemas import Label
-from app.services.explainer import compose
-from app.services.predictor import Inference
+from app.inference.render import compose
+from app.inference.pipeline import Inference
 from models.errors import InvalidImage, UnsupportedImageType
 
 
