@@ -32,7 +32,9 @@ class BadRequest(CXRError):
 class QueueFull(CXRError):
     """The inference queue is full; the client should retry later."""
 
-    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+    def __init__(self, detail: str, retry_after_s: int | None = None) -> None:
+        """``retry_after_s``: only when the wait is known (the rate limiter computes it); otherwise the
+        answer carries CXR_RETRY_AFTER_S, the one setting for every Retry-After."""
         super().__init__(detail)
         self.retry_after_s = retry_after_s
 
@@ -109,10 +111,13 @@ def status_for(exc: CXRError) -> int:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CXRError)
-    async def _domain_error(_request: Request, exc: CXRError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
+    async def _domain_error(request: Request, exc: CXRError) -> JSONResponse:
+        retry_after = request.app.state.settings.retry_after_s
+        headers = None
+        if isinstance(exc, QueueFull):
+            headers = {"Retry-After": str(max(exc.retry_after_s or 0, retry_after))}
         if isinstance(exc, NotReady):
-            headers = {"Retry-After": "5"}
+            headers = {"Retry-After": str(retry_after)}
         if isinstance(exc, Unauthorized):
             headers = {"WWW-Authenticate": 'Bearer realm="cxr", charset="UTF-8"'}
         body: dict[str, object] = {"detail": exc.detail}

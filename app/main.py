@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
                              on_activate=lambda m: metrics.set_active(m.card.name, m.card.version, m.card.sha256,
                                                                       str(m.device)))
     batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
-                             queue_size=settings.queue_size, retry_after_s=settings.retry_after_s, metrics=metrics)
+                             queue_size=settings.queue_size, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.pacs.results import DeliveryState, ResultState
+from app.training.store import JobState
+
 
 class Label(str, Enum):
     NORMAL = "NORMAL"
@@ -137,7 +140,7 @@ class JobProgress(BaseModel):
 
 class Job(BaseModel):
     id: str
-    state: str = Field(description="queued, running, succeeded, failed, cancelled or interrupted")
+    state: JobState
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -145,7 +148,9 @@ class Job(BaseModel):
     progress: JobProgress
     metrics: list[dict[str, Any]] = Field(description="per epoch: train_loss, val_loss, val_auroc, lr, images_per_s")
     error: str | None
-    model_version: str | None = Field(description="the new model version once the job succeeded")
+    model: str | None = Field(None, description="the new model's name once the job succeeded (what "
+                              "POST /models/{name}/activate takes)")
+    model_version: str | None = Field(description="its version: what /predict and /readyz report once it serves")
     promoted: bool | None
     promotion_reason: str | None
 
@@ -182,7 +187,7 @@ class DicomResult(BaseModel):
     study_instance_uid: str
     source_sop_class_uid: str
     source_sop_instance_uid: str
-    state: Literal["queued", "processing", "done", "not_evaluated", "failed"] = Field(
+    state: ResultState = Field(
         description="not_evaluated: the integrity check refused the image; a report saying so was made")
     error: str | None = Field(None, description="why inference failed (failed) or the image was not read "
                                                 "(not_evaluated)")
@@ -192,7 +197,7 @@ class DicomResult(BaseModel):
     model: str | None = Field(None, description="name@version of the model that read the image")
     secondary_capture_sop_instance_uid: str | None = None
     structured_report_sop_instance_uid: str | None = None
-    delivery: Literal["not_configured", "pending", "delivered", "failed"] = Field(
+    delivery: DeliveryState = Field(
         description="not_configured: no CXR_PACS_STOW_URL; pending: waiting or retrying; failed: out of attempts")
     delivery_attempts: int
     delivery_error: str | None = None

@@ -64,7 +64,7 @@ def run_job(url: str, body: dict, probe: bytes, n: int) -> dict:
             time.sleep(0.5)
     ips = [m["images_per_s"] for m in j["metrics"]] or [None]
     return {"state": j["state"], "p50_ms_while_training": busy, "train_images_per_s": ips[-1],
-            "model_version": j["model_version"], "error": j["error"]}
+            "model": j["model"], "error": j["error"]}
 
 
 def main() -> None:
@@ -86,7 +86,7 @@ def main() -> None:
             frozen = run_job(url, common | {"freeze_backbone": True}, probe, args.requests)
             full = run_job(url, common | {"freeze_backbone": False}, probe, args.requests)
             t = time.perf_counter()
-            r = httpx.post(f"{url}/models/{full['model_version']}/activate", timeout=120)
+            r = httpx.post(f"{url}/models/{full['model']}/activate", timeout=120)
             swap_s = time.perf_counter() - t
             r.raise_for_status()
         finally:

@@ -169,7 +169,8 @@ def _close_maps(a, b):
 
 
 def test_queue_full_answers_503_with_retry_after(settings):
-    tiny_queue = settings.model_copy(update={"queue_size": 1, "max_wait_ms": 200.0, "max_batch_size": 1})
+    tiny_queue = settings.model_copy(update={"queue_size": 1, "max_wait_ms": 200.0, "max_batch_size": 1,
+                                             "retry_after_s": 7})
     app = create_app(tiny_queue, configure_logs=False)
 
     async def run() -> list[httpx.Response]:
@@ -182,6 +183,6 @@ def test_queue_full_answers_503_with_retry_after(settings):
     statuses = [r.status_code for r in responses]
     assert 200 in statuses and 503 in statuses
     busy = [r for r in responses if r.status_code == 503][0]
-    assert busy.headers["retry-after"] == "1" and "queue is full" in busy.json()["detail"]
+    assert busy.headers["retry-after"] == "7" and "queue is full" in busy.json()["detail"]  # CXR_RETRY_AFTER_S
     # the same app starts again cleanly (a second lifespan on a new event loop)
     assert 200 in [r.status_code for r in asyncio.run(run())]

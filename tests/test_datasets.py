@@ -117,7 +117,7 @@ def test_train_on_an_uploaded_dataset(settings):
         while (j := c.get(f"/train/{job['id']}").json())["state"] not in ("succeeded", "failed") and time.time() < deadline:
             time.sleep(0.3)
         assert j["state"] == "succeeded", j
-        card = {m["name"]: m for m in c.get("/models").json()["models"]}[j["model_version"]]["card"]
+        card = {m["name"]: m for m in c.get("/models").json()["models"]}[j["model"]]["card"]
         assert card["training"]["counts"]["val"] == {"NORMAL": 4, "PNEUMONIA": 4}  # its own val/ split was used
 
 

@@ -512,14 +512,14 @@ def test_concurrent_stow_and_predict_traffic(client):
     assert total == 9
 
 
-def test_instance_without_series_uid_fails_with_a_reason_not_an_internal_error(client):
+def test_instance_without_series_uid_is_refused_at_intake(client):
     ds = pydicom.dcmread(io.BytesIO(cr()))
-    del ds.SeriesInstanceUID  # intake only needs study and SOP UIDs; the results need the series too
+    del ds.SeriesInstanceUID  # the results need it to join the study: refused now, not failed later
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    assert stow(client, [buf.getvalue()]).status_code == 202
-    row = wait_done(client, ds.StudyInstanceUID, 1)[0]
-    assert row["state"] == "failed" and "SeriesInstanceUID" in row["error"]
+    r = stow(client, [buf.getvalue()])
+    assert r.status_code == 409 and failures(r) == [(0xC000, "instance lacks SeriesInstanceUID")]
+    assert client.get("/dicomweb/results", params={"StudyInstanceUID": ds.StudyInstanceUID}).json()["results"] == []
 
 
 def test_result_files_gone_from_disk_is_404_not_500(client):

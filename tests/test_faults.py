@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.training.store import JobStore
+from app.training.store import JobState, JobStore
 from tests.live_server import start_server, wait_ready
 from tests.synth import chest_like, encode, make_model_dir, write_dataset
 
@@ -77,7 +77,7 @@ def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_pa
     job = store.create({"dataset_dir": str(data / "train"), "base_model_dir": str(settings.weights_dir / "tiny"),
                         "epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "seed": 0, "val_fraction": 0.3,
                         "freeze_backbone": False, "auto_promote": False})
-    store.transition(job["id"], ("queued",), "running")
+    store.transition(job["id"], (JobState.queued,), JobState.running)
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -31,7 +31,7 @@ def _train(settings, dataset: str) -> tuple[dict, dict]:
         job = _wait(c, r.json()["id"])
         assert job["state"] == "succeeded", job
         cards = {m["name"]: m["card"] for m in c.get("/models").json()["models"]}
-        return job, cards[job["model_version"]]
+        return job, cards[job["model"]]
 
 
 def _settings(settings, root):

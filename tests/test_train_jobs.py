@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.training.store import JobStore
+from app.training.store import JobState, JobStore
 from tests.synth import chest_like, encode, write_dataset
 
 
@@ -44,23 +44,24 @@ def test_train_then_activate_then_predict_with_the_new_version(train_settings):
             assert c.post("/predict?heatmap=none", files={"file": ("a.png", encode(chest_like(100, 100)))}).status_code == 200
         done = _wait(c, job["id"])
         assert done["state"] == "succeeded", done
-        assert done["model_version"].startswith("tiny-ft-") and len(done["metrics"]) == 1
+        assert done["model"].startswith("tiny-ft-") and len(done["metrics"]) == 1
         assert {"train_loss", "val_loss", "val_auroc"} <= set(done["metrics"][0])
         assert done["promoted"] is False and done["promotion_reason"] == "auto_promote is off"
         listed = {m["name"]: m for m in c.get("/models").json()["models"]}
-        new = listed[done["model_version"]]
+        new = listed[done["model"]]
+        assert done["model_version"] == new["version"]  # the version /predict reports once it serves
         assert new["source"] == "trained" and not new["active"]
         assert new["card"]["base_metrics"]["val"]["n"] == new["card"]["metrics"]["val"]["n"]
         assert job["request"]["device"] == "cpu" and new["card"]["training"]["config"]["device"] == "cpu"
         assert "under the 'standard' augmentation" in new["card"]["operating_point"]
-        published = train_settings.state_dir / "models" / done["model_version"]
-        assert (published / "MODEL_CARD.md").read_text().startswith(f"# Model card: {done['model_version']} ")
+        published = train_settings.state_dir / "models" / done["model"]
+        assert (published / "MODEL_CARD.md").read_text().startswith(f"# Model card: {done['model']} ")
         assert c.get("/train").json()["jobs"][0]["id"] == job["id"]
 
-        r = c.post(f"/models/{done['model_version']}/activate")
+        r = c.post(f"/models/{done['model']}/activate")
         assert r.status_code == 200, r.text
         pred = c.post("/predict", files={"file": ("a.png", encode(chest_like(100, 100)))}).json()
-        assert pred["model"]["name"] == done["model_version"]
+        assert pred["model"]["name"] == done["model"] and pred["model"]["version"] == done["model_version"]
         assert c.post("/models/tiny/activate").status_code == 200  # rollback
     # the active version survives a restart
     with TestClient(create_app(train_settings.model_copy(update={"model": None}), configure_logs=False)) as c:
@@ -98,7 +99,7 @@ def test_queue_full_cancel_and_restart_resume(train_settings):
     state = s.state_dir
     store = JobStore(state / "jobs.sqlite3")
     ghost = store.create({"dataset": "site1"})
-    store.transition(ghost["id"], ("queued",), "running")  # a job the previous server left running
+    store.transition(ghost["id"], (JobState.queued,), JobState.running)  # a job the previous server left running
     store.close()
     app = create_app(s, configure_logs=False)
     with TestClient(app) as c:
@@ -108,7 +109,8 @@ def test_queue_full_cancel_and_restart_resume(train_settings):
         a = c.post("/train", json={"dataset": "site1", "epochs": 1}).json()
         b = c.post("/train", json={"dataset": "site1", "epochs": 1}).json()
         r = c.post("/train", json={"dataset": "site1", "epochs": 1})
-        assert r.status_code == 429 and r.headers["retry-after"] == "60" and "already queued or running" in r.json()["detail"]
+        assert r.status_code == 429 and r.headers["retry-after"] == str(s.retry_after_s)
+        assert "already queued or running" in r.json()["detail"]
         assert c.delete(f"/train/{b['id']}").json()["state"] == "cancelled"
         assert c.delete(f"/train/{b['id']}").status_code == 400
         assert c.post(f"/train/{ghost['id']}/resume").json()["state"] == "queued"

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(8, ge=1, le=256)
     max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits for requests still decoding")
     queue_size: int = Field(64, ge=1, description="pending images before /predict answers 503")
-    retry_after_s: int = Field(1, ge=1)
+    retry_after_s: int = Field(1, ge=1, description="Retry-After of every 503/429 (the rate limiter says more when "
+                               "it knows the wait)")
 
     heatmap_max_side: int = Field(1024, ge=32, le=8192, description="cap on the returned heatmap's longer side")
     heatmap_alpha: float = Field(0.5, ge=0, le=1)

@@ -49,7 +49,7 @@ class UploadSlots:
     @contextmanager
     def hold(self) -> Iterator[None]:
         if not self._sem.acquire(blocking=False):
-            raise QueueFull(f"{self.limit} uploads are already in progress; retry shortly", retry_after_s=1)
+            raise QueueFull(f"{self.limit} uploads are already in progress; retry shortly")
         try:
             yield
         finally:

@@ -14,6 +14,8 @@ SR_SERIES_DESCRIPTION = f"{PRODUCT} - AI report (not for diagnostic use)"
 SC_SERIES_NUMBER = 9901
 SR_SERIES_NUMBER = 9902
 
+# What a source instance must carry for results to be placed in its study (new series, same study)
+PLACEMENT_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 # SOP classes of the result instances (which modalities are read: models/integrity/dicom_rules.py)
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"

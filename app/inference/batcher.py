@@ -41,11 +41,10 @@ class BatchResult:
 
 
 class DynamicBatcher:
-    def __init__(self, *, max_batch_size: int, max_wait_ms: float, queue_size: int, retry_after_s: int,
+    def __init__(self, *, max_batch_size: int, max_wait_ms: float, queue_size: int,
                  metrics: Metrics | None = None) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
-        self.retry_after_s = retry_after_s
         self.metrics = metrics
         self.queue_size = queue_size
         # Queue, executor and worker belong to one event loop: made in start(), dropped in stop().
@@ -93,7 +92,7 @@ class DynamicBatcher:
         try:
             self._queue.put_nowait(_Item(x, model, fut))
         except asyncio.QueueFull:
-            raise QueueFull("inference queue is full; retry shortly", self.retry_after_s) from None
+            raise QueueFull("inference queue is full; retry shortly") from None
         if self.metrics:
             self.metrics.queue_depth.set(self.depth)
         return await fut

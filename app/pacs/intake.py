@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.dicom.codes import PLACEMENT_UIDS
 from app.dicom.multipart import DICOM, Part
 from app.dicom.stow_response import Failed, FailureReason
 from models.dicom import READ_ERRORS, read_dicom
@@ -45,6 +46,7 @@ def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Fa
         sop_class = str(ds.get("SOPClassUID", "") or "")
         sop_uid = str(ds.get("SOPInstanceUID", "") or "")
         study = str(ds.get("StudyInstanceUID", "") or "")
+        missing = [k for k in PLACEMENT_UIDS if not ds.get(k)]
         modality = str(ds.get("Modality", "") or "").upper()
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
@@ -53,8 +55,8 @@ def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Fa
         return fail(FailureReason.CANNOT_UNDERSTAND, exc.detail)
     except READ_ERRORS as exc:
         return fail(FailureReason.CANNOT_UNDERSTAND, f"corrupt or truncated DICOM: {type(exc).__name__}")
-    if not (sop_class and sop_uid and study):
-        return fail(FailureReason.CANNOT_UNDERSTAND, "instance lacks SOPClassUID, SOPInstanceUID or StudyInstanceUID",
+    if missing:  # the same rule the result builders apply: refused here, not failed later
+        return fail(FailureReason.CANNOT_UNDERSTAND, f"instance lacks {', '.join(missing)}",
                     sop_class, sop_uid)
     if study_uid is not None and study != study_uid:
         return fail(FailureReason.DOES_NOT_MATCH_SOP_CLASS,

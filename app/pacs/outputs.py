@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from app.dicom.codes import Finding, NotRead
+from app.dicom.codes import PLACEMENT_UIDS, Finding, NotRead
 from app.dicom.secondary_capture import build_secondary_capture
 from app.dicom.structured_report import build_report
 from app.schemas import Label
@@ -49,7 +49,7 @@ def finding_of(inf: Inference) -> Finding:
 def _placeable(source: Dataset | None) -> Dataset:
     if source is None:
         raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
-    missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID") if not source.get(k)]
+    missing = [k for k in PLACEMENT_UIDS if not source.get(k)]
     if missing:
         raise InvalidImage(f"DICOM lacks {', '.join(missing)}: results cannot be placed in its study")
     return source

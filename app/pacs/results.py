@@ -9,6 +9,7 @@ image the integrity check refused: state not_evaluated, the reason in ``error``)
 from __future__ import annotations
 
 import threading
+from enum import Enum
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,24 @@ from app.core.sqlite import open_wal
 from models.card import write_atomic
 
 PRIVATE = 0o600  # instances and results carry patient data
+
+
+class ResultState(str, Enum):
+    queued = "queued"
+    processing = "processing"
+    done = "done"
+    not_evaluated = "not_evaluated"  # the integrity check refused it: the SR alone says so
+    failed = "failed"
+
+
+class DeliveryState(str, Enum):
+    not_configured = "not_configured"  # no CXR_PACS_STOW_URL
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+DELIVERABLE = (ResultState.done, ResultState.not_evaluated)  # states with instances to send
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (

@@ -17,7 +17,7 @@ from app.core.config import Settings
 from app.core.aio import cancel_and_wait
 from app.errors import BadRequest, JobNotFound, TrainQueueFull
 from app.training.datasets.store import DatasetStore
-from app.training.store import JobStore, now
+from app.training.store import ACTIVE_STATES, JobState, JobStore, now
 from app.inference.catalog import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ class JobRunner:
     # -- API used by the routes -------------------------------------------------------------
     def submit(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.store.count_active() >= self.settings.train_queue_size:
-            raise TrainQueueFull(f"{self.settings.train_queue_size} training jobs are already queued or running; retry later",
-                            retry_after_s=60)
+            raise TrainQueueFull(f"{self.settings.train_queue_size} training jobs are already queued or running; retry later")
         return self.store.create(request)
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -52,9 +51,10 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         job = self.get(job_id)
-        if job["state"] == "queued" and self.store.transition(job_id, ("queued",), "cancelled", finished_at=now()):
+        if job["state"] == JobState.queued and self.store.transition(job_id, (JobState.queued,), JobState.cancelled,
+                                                                     finished_at=now()):
             return self.get(job_id)
-        if job["state"] == "running":
+        if job["state"] == JobState.running:
             self.store.update(job_id, cancel_requested=1)
             return self.get(job_id)
         raise BadRequest(f"job {job_id} is {job['state']}; only queued or running jobs can be cancelled")
@@ -62,8 +62,8 @@ class JobRunner:
     def resume(self, job_id: str) -> dict[str, Any]:
         job = self.get(job_id)
         if self.store.count_active() >= self.settings.train_queue_size:
-            raise TrainQueueFull("the training queue is full; retry later", retry_after_s=60)
-        if not self.store.transition(job_id, ("interrupted",), "queued", resume=1, error=None, cancel_requested=0):
+            raise TrainQueueFull("the training queue is full; retry later")
+        if not self.store.transition(job_id, (JobState.interrupted,), JobState.queued, resume=1, error=None, cancel_requested=0):
             raise BadRequest(f"job {job_id} is {job['state']}; only interrupted jobs can be resumed")
         return self.get(job_id)
 
@@ -99,8 +99,8 @@ class JobRunner:
             return
         self._next_expiry = time.monotonic() + 3600
         rows, _ = self.store.list(limit=1000)
-        in_use = {Path(r["request"].get("dataset_dir", "")).name for r in rows if r["state"] in ("queued", "running")}
-        in_use |= {r["request"].get("dataset", "") for r in rows if r["state"] in ("queued", "running")}
+        in_use = {Path(r["request"].get("dataset_dir", "")).name for r in rows if r["state"] in ACTIVE_STATES}
+        in_use |= {r["request"].get("dataset", "") for r in rows if r["state"] in ACTIVE_STATES}
         gone = self.datasets.expire(self.settings.dataset_retention_days, in_use)
         if gone:
             log.info("deleted %d dataset(s) past the retention period", len(gone))
@@ -125,21 +125,22 @@ class JobRunner:
         job = self.store.get(job_id)
         if job is None:
             return
-        if job["state"] == "running":  # the worker died without recording an outcome
+        if job["state"] == JobState.running:  # the worker died without recording an outcome
             reason = "cancelled" if job["cancel_requested"] else f"worker exited with code {code}"
-            state = "cancelled" if job["cancel_requested"] else "failed"
-            self.store.transition(job_id, ("running",), state, finished_at=now(), error=None if state == "cancelled" else reason,
+            state = JobState.cancelled if job["cancel_requested"] else JobState.failed
+            self.store.transition(job_id, (JobState.running,), state, finished_at=now(),
+                                  error=None if state is JobState.cancelled else reason,
                                   pid=None)
             log.warning("job %s: %s", job_id, reason)
-        elif job["state"] == "succeeded" and job["promoted"]:
+        elif job["state"] == JobState.succeeded and job["promoted"]:
             try:
-                await run_in_threadpool(self.registry.activate, job["model_version"])
+                await run_in_threadpool(self.registry.activate, job["model"])
             except Exception as exc:
                 self.store.update(job_id, promoted=0, promotion_reason=f"activation failed: {exc}")
-                log.error("job %s: promotion of %s failed: %s", job_id, job["model_version"], exc)
+                log.error("job %s: promotion of %s failed: %s", job_id, job["model"], exc)
 
     async def _launch(self, job: dict[str, Any]) -> None:
-        if not self.store.transition(job["id"], ("queued",), "running", started_at=now(), cancel_requested=0):
+        if not self.store.transition(job["id"], (JobState.queued,), JobState.running, started_at=now(), cancel_requested=0):
             return
         state = self.settings.state_dir
         log_dir = state / "jobs" / job["id"]

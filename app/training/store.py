@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from enum import Enum
 import sqlite3
 import threading
 import uuid
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress TEXT NOT NULL DEFAULT '{}',
     metrics TEXT NOT NULL DEFAULT '[]',
     error TEXT,
+    model TEXT,
     model_version TEXT,
     promoted INTEGER,
     promotion_reason TEXT,
@@ -32,8 +34,20 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
-ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class JobState(str, Enum):
+    """queued -> running -> succeeded | failed | cancelled; running -> interrupted (server died) -> queued."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    interrupted = "interrupted"
+
+
+ACTIVE_STATES = (JobState.queued, JobState.running)  # they count against CXR_TRAIN_QUEUE_SIZE
 _JSON_FIELDS = ("request", "progress", "metrics")
 
 
@@ -47,6 +61,9 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = open_wal(self.path, SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)").fetchall()}
+        if "model" not in columns:  # a job table from before the model name had its own column
+            self._db.execute("ALTER TABLE jobs ADD COLUMN model TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -88,7 +105,7 @@ class JobStore:
         with self._lock:
             self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
 
-    def transition(self, job_id: str, from_states: tuple[str, ...], to_state: str, **fields: Any) -> bool:
+    def transition(self, job_id: str, from_states: tuple[JobState, ...], to_state: JobState, **fields: Any) -> bool:
         """Atomically move a job between states; False when it was in none of ``from_states``."""
         for key in _JSON_FIELDS:
             if key in fields:
@@ -97,12 +114,12 @@ class JobStore:
         marks = ", ".join("?" for _ in from_states)
         with self._lock:
             cur = self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({marks})",
-                                   (to_state, *fields.values(), job_id, *from_states))
+                                   (to_state.value, *fields.values(), job_id, *(s.value for s in from_states)))
         return cur.rowcount == 1
 
     def count_active(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)", [s.value for s in ACTIVE_STATES]).fetchone()[0])
 
     def next_queued(self) -> dict[str, Any] | None:
         with self._lock:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.training.store import JobStore, now
+from app.training.store import JobState, JobStore, now
 from models.config import TrainConfig
 from models.errors import CXRError
 from models.package import PREDICTIONS_FILE, train_and_package
@@ -115,22 +115,23 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         os.replace(staging, final)  # atomic: a half-written version is never visible
         shutil.rmtree(out, ignore_errors=True)  # checkpoints and scratch (job.log stays), gone before "succeeded"
         promote, reason = promotion_decision(card) if req.get("auto_promote") else (False, "auto_promote is off")
-        store.transition(job_id, ("running",), "succeeded", finished_at=now(), model_version=card.name,
+        store.transition(job_id, (JobState.running,), JobState.succeeded, finished_at=now(), model=card.name,
+                         model_version=card.version,
                          promoted=int(promote), promotion_reason=reason, pid=None,
                          progress={"epoch": card.training.epochs_run, "done": True})
         return 0
     except TrainingCancelled:
-        store.transition(job_id, ("running",), "cancelled", finished_at=now(), pid=None)
+        store.transition(job_id, (JobState.running,), JobState.cancelled, finished_at=now(), pid=None)
         return 0
     except CXRError as exc:
-        store.transition(job_id, ("running",), "failed", finished_at=now(), error=exc.detail, pid=None)
+        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error=exc.detail, pid=None)
         return 1
     except MemoryError:
-        store.transition(job_id, ("running",), "failed", finished_at=now(), error="out of memory", pid=None)
+        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error="out of memory", pid=None)
         return 1
     except Exception as exc:  # anything else: recorded, never lost
         log.exception("job %s failed", job_id)
-        store.transition(job_id, ("running",), "failed", finished_at=now(), error=f"{type(exc).__name__}: {exc}"[:500],
+        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error=f"{type(exc).__name__}: {exc}"[:500],
                          pid=None)
         return 1
 

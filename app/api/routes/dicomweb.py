@@ -14,7 +14,7 @@ from app.dicom.multipart import check_related, encode_related, parse_related
 from app.dicom.stow_response import status_code, stow_response
 from app.errors import BadRequest, ResultNotFound
 from app.schemas import DicomResult, DicomResultList, ErrorResponse
-from app.pacs.results import ResultStore
+from app.pacs.results import DELIVERABLE, ResultStore
 from app.pacs.service import StowService
 from app.inference.upload import read_limited
 
@@ -39,7 +39,6 @@ _STOW_RESPONSES = {
     503: {"content": {DICOM_JSON: {}}, "description": "the inference queue is full (Failure Reason A700)"},
 }
 
-DELIVERABLE = ("done", "not_evaluated")  # states with instances to send (not_evaluated: the SR alone)
 ResultId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="id from the STOW-RS answer or the listing")]
 
 
@@ -51,7 +50,7 @@ async def _store(request: Request, stow: StowService, settings: SettingsDep, stu
     del body
     accepted, failed = await stow.accept(parts, study)
     status = status_code(accepted, failed)
-    headers = {"Retry-After": str(settings.retry_after_s * 5)} if status == 503 else None
+    headers = {"Retry-After": str(settings.retry_after_s)} if status == 503 else None
     return JSONResponse(stow_response(accepted, failed), status_code=status, media_type=DICOM_JSON, headers=headers)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import RegistryDep
+from app.api.deps import RegistryDep, SettingsDep
 from app.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
@@ -17,8 +17,9 @@ async def get_health() -> Health:
 
 
 @router.get("/readyz", response_model=Ready, responses={503: {"model": Ready}}, summary="a verified model is loaded and warm")
-async def get_ready(registry: RegistryDep) -> Ready | JSONResponse:
+async def get_ready(registry: RegistryDep, settings: SettingsDep) -> Ready | JSONResponse:
     active = registry.active
     if active is None:
-        return JSONResponse(Ready(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(Ready(status="loading").model_dump(), status_code=503,
+                            headers={"Retry-After": str(settings.retry_after_s)})
     return Ready(status="ready", device=str(active.device), model=active.ref, backend=active.backend)
