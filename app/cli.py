@@ -106,9 +106,8 @@ def _cmd_soup(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from models.recalibrate import recalibrate
-    from models.weights import resolve_model_dir
 
-    folder = resolve_model_dir(args.model)
+    folder = _settings().catalog().find(args.model).folder
     card = recalibrate(folder, _packaging_overrides(args), command=_command_line())
     _print_card(card, str(folder))
     return 0
@@ -117,15 +116,21 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_card(args: argparse.Namespace) -> int:
     from models.card import read_card
     from models.card_markdown import render_markdown, write_markdown
-    from models.weights import resolve_model_dir
 
-    folder = resolve_model_dir(args.model)
+    folder = _settings().catalog().find(args.model).folder
     card = read_card(folder)
     if args.write:
         print(write_markdown(folder, card))
     else:
         sys.stdout.write(render_markdown(card))
     return 0
+
+
+def _settings():  # type: ignore[no-untyped-def]  # -> Settings
+    """The server's settings (CXR_* variables): the CLI finds models and the guard where the server does."""
+    from app.core.config import Settings
+
+    return Settings()
 
 
 def _command_line() -> str:
@@ -135,12 +140,11 @@ def _command_line() -> str:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluate import evaluate
 
-    from app.core.config import Settings
-
+    settings = _settings()
     # the guard the server would use: CXR_INTEGRITY_GUARD, else CXR_WEIGHTS_DIR/integrity_guard
-    guard = Path(args.guard) if args.guard else Settings().integrity_guard_dir
-    report = evaluate(args.model, Path(args.data), device=args.device, plot=Path(args.plot) if args.plot else None,
-                      guard=guard, integrity=not args.no_integrity)
+    guard = None if args.no_integrity else Path(args.guard) if args.guard else settings.integrity_guard_dir
+    report = evaluate(settings.catalog().find(args.model).folder, Path(args.data), device=args.device,
+                      plot=Path(args.plot) if args.plot else None, guard=guard)
     print(json.dumps(report))
     return 0
 

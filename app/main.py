@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     """``pacs_transport``: how results reach the PACS (tests pass a mock; default: the network)."""
     settings = settings or Settings()
     metrics = Metrics()
-    registry = ModelRegistry(settings.weights_dir, torch.device("cpu"), trained_dir=settings.state_dir / "models",
+    registry = ModelRegistry(settings.catalog(), torch.device("cpu"),
                              backend=settings.backend, threads=settings.threads,
                              active_file=settings.state_dir / "active.json",
                              on_activate=lambda m: metrics.set_active(m.card.name, m.card.version, m.card.sha256,

@@ -25,11 +25,12 @@ from models.data import load_tensors  # noqa: E402
 from models.inference import calibrated_p_pneumonia, predict_logits  # noqa: E402
 from models.metrics import fit_temperature, screening_threshold, summarize  # noqa: E402
 from models.package import split_samples  # noqa: E402
-from models.weights import load_model, resolve_model_dir  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from models.weights import load_model  # noqa: E402
 
 
 def member_logits(name: str, data: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    loaded = load_model(resolve_model_dir(name))
+    loaded = load_model(Settings().catalog().find(name).folder)
     card = loaded.card
     samples = split_samples(TrainConfig.from_dict({**card.training.config, "data": str(data)}))
     logits, labels = {}, {}

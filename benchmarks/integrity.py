@@ -30,7 +30,8 @@ from benchmarks.timing import median_ms  # noqa: E402
 from models.errors import CXRError  # noqa: E402
 from models.imaging import decode_image  # noqa: E402
 from models.integrity.check import check_image  # noqa: E402
-from models.integrity.guard import default_guard_dir, load_guard  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from models.integrity.guard import load_guard  # noqa: E402
 from models.integrity.synthetic import KINDS, synthetic_image  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
 from tests.synth import DATA_ROOT, dicom_bytes, encode  # noqa: E402
@@ -98,7 +99,7 @@ def main() -> None:
     if not (DATA_ROOT / "test").is_dir() or not OOD.is_dir():
         print(json.dumps({"skipped": f"{DATA_ROOT.parent} (chest_xray/test and ood/) is not available"}))
         return
-    guard = load_guard(default_guard_dir()).with_onnx(threads=1)
+    guard = load_guard(Settings().integrity_guard_dir).with_onnx(threads=1)
     for form, blobs in pediatric_forms().items():
         print(json.dumps(line(f"pediatric_test_{form}", blobs, guard)), flush=True)
     for folder in sorted(p for p in OOD.iterdir() if p.is_dir()):

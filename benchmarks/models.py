@@ -20,7 +20,8 @@ from app.inference.serving import OnnxRunner  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
 from models.gradcam import forward_with_cam  # noqa: E402
-from models.weights import list_shipped, load_model, weights_root  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from models.weights import load_model  # noqa: E402
 
 
 def main() -> None:
@@ -28,15 +29,16 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "chest_xray"))
     args = ap.parse_args()
     rows = {}
-    for name in list_shipped():
-        loaded = load_model(weights_root() / name)
+    catalog = Settings().catalog()
+    for name in [e.name for e in catalog.entries() if e.source == "shipped"]:
+        loaded = load_model(catalog.weights_dir / name)
         s = loaded.card.input.image_size
         x = torch.randn(1, 1, s, s)
         onnx = OnnxRunner(loaded.model, s, None)
         with torch.inference_mode():
             torch_ms = median_ms(lambda: forward_with_cam(loaded.model, x))
         onnx_ms = median_ms(lambda: onnx(x))
-        report = evaluate(name, Path(args.data), device="cpu")
+        report = evaluate(catalog.weights_dir / name, Path(args.data), device="cpu")
         rows[name] = {
             "params": loaded.card.num_parameters, "image_size": s,
             "test": {k: report[k] for k in ("n", "auroc", "accuracy", "sensitivity", "specificity", "f1", "ece")},

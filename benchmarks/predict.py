@@ -33,7 +33,8 @@ from app.inference.serving import OnnxRunner  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
 from models.device import select_device  # noqa: E402
-from models.weights import load_model, resolve_model_dir  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from models.weights import load_model  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
 from tests.synth import chest_like, dicom_bytes, encode, radiograph  # noqa: E402
 
@@ -42,7 +43,7 @@ def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
     """Eager forward-only (the floor), and forward + class maps + 1024 px overlay for each backend.
     Eager PyTorch runs on CXR_DEVICE (default cpu; on CUDA each timing ends with a synchronize)."""
     device = select_device(os.environ.get("CXR_DEVICE", "cpu"))
-    loaded = load_model(resolve_model_dir(model_name), device=device)
+    loaded = load_model(Settings().catalog().find(model_name).folder, device=device)
     s = loaded.card.input.image_size
     x_cpu = loaded.card.input.to_tensor(chest_like(s, s))[None]
     x = x_cpu.to(device)

@@ -13,9 +13,9 @@ from models.device import select_device
 from models.errors import DatasetError
 from models.inference import calibrated_p_pneumonia, predict_logits
 from models.integrity.check import check_image
-from models.integrity.guard import default_guard_dir, load_guard
+from models.integrity.guard import load_guard
 from models.metrics import expected_calibration_error, roc_curve, summarize
-from models.weights import load_model, resolve_model_dir
+from models.weights import load_model
 
 
 def evaluation_folder(data: Path) -> Path:
@@ -26,16 +26,16 @@ def evaluation_folder(data: Path) -> Path:
     return splits["test"]
 
 
-def evaluate(model: str | None, data: Path, *, device: str = "auto", plot: Path | None = None,
-             guard: Path | None = None, integrity: bool = True) -> dict[str, Any]:
+def evaluate(model_dir: Path, data: Path, *, device: str = "auto", plot: Path | None = None,
+             guard: Path | None = None) -> dict[str, Any]:
     """Metrics on the images the service would read: those the integrity check (the guard in
-    ``guard``, default the shipped one) refuses are counted and left out, as /predict refuses them."""
+    ``guard``; None: no check) refuses are counted and left out, as /predict refuses them."""
     folder = evaluation_folder(data)
-    loaded = load_model(resolve_model_dir(model), device=select_device(device))
+    loaded = load_model(model_dir, device=select_device(device))
     card = loaded.card
     screen = None
-    if integrity:
-        checker = load_guard(guard or default_guard_dir())
+    if guard is not None:
+        checker = load_guard(guard)
         screen = lambda decoded: check_image(decoded, checker).reason  # noqa: E731
     ds = load_tensors(scan_class_folders(folder, require_all_classes=False).samples, card.input, screen=screen)
     if len(ds) == 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +12,9 @@ from torch import nn
 
 from models.card import ModelCard, read_card, write_card
 from models.card_markdown import write_markdown
-from models.errors import ModelNotFound, WeightsError
+from models.errors import WeightsError
 from models.registry import build_model
 
-MANIFEST = "manifest.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -72,34 +70,3 @@ def load_model(folder: Path, *, device: torch.device | str = "cpu") -> LoadedMod
         raise WeightsError(f"weights file {path} does not fit architecture {card.architecture}: {str(exc)[:200]}") from None
     model.eval().to(device)
     return LoadedModel(card=card, model=model, folder=folder)
-
-
-def weights_root() -> Path:
-    """The shipped ``weights/`` folder next to the packages."""
-    return Path(__file__).resolve().parent.parent / "weights"
-
-
-def default_model_name(root: Path | None = None) -> str:
-    root = Path(root) if root is not None else weights_root()
-    try:
-        return str(json.loads((root / MANIFEST).read_text())["default"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise WeightsError(f"{root / MANIFEST} does not name a default model: {exc}") from None
-
-
-def list_shipped(root: Path | None = None) -> list[str]:
-    root = Path(root) if root is not None else weights_root()
-    return sorted(p.name for p in root.iterdir() if (p / "card.json").is_file()) if root.is_dir() else []
-
-
-def resolve_model_dir(name_or_dir: str | None, root: Path | None = None) -> Path:
-    """A model folder from a path, a shipped model name, or None for the default."""
-    root = Path(root) if root is not None else weights_root()
-    if name_or_dir is None:
-        name_or_dir = default_model_name(root)
-    as_path = Path(name_or_dir)
-    if (as_path / "card.json").is_file():
-        return as_path
-    if (root / name_or_dir / "card.json").is_file():
-        return root / name_or_dir
-    raise ModelNotFound(f"no model named {name_or_dir!r}; shipped: {', '.join(list_shipped(root)) or 'none'}")

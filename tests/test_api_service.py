@@ -103,11 +103,12 @@ def test_backend_maps_match_before_encoding(tiny_weights):
     import torch
 
     from app.inference.catalog import ModelRegistry
+    from models.catalog import ModelCatalog
 
     x = torch.randn(3, 1, 64, 64)
     runs = {}
     for backend in ("torch", "onnx"):
-        serving = ModelRegistry(tiny_weights, torch.device("cpu"), backend=backend).load(None)
+        serving = ModelRegistry(ModelCatalog(tiny_weights), torch.device("cpu"), backend=backend).load(None)
         assert serving.backend == backend
         runs[backend] = serving.run(x)
     assert np.abs(runs["torch"][0] - runs["onnx"][0]).max() < 1e-4

@@ -8,19 +8,23 @@ import pytest
 from models.card import ModelCard, read_card
 from models.card_markdown import MARKDOWN_FILE, render_markdown
 from models.errors import WeightsError
-from models.weights import default_model_name, list_shipped, load_model, sha256_file, weights_root
+from app.core.config import Settings
+from models.weights import load_model, sha256_file
 
-SHIPPED = list_shipped()
+CATALOG = Settings().catalog()
+WEIGHTS = CATALOG.weights_dir
+
+SHIPPED = [e.name for e in CATALOG.entries() if e.source == "shipped"]
 
 
 def test_three_models_are_shipped_and_the_default_is_one_of_them():
     assert set(SHIPPED) >= {"simple_cnn", "resnet18", "efficientnet_lite0"}
-    assert default_model_name() in SHIPPED
+    assert CATALOG.default_name() in SHIPPED
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_card_is_valid_and_complete(name):
-    folder = weights_root() / name
+    folder = WEIGHTS / name
     card = read_card(folder)
     assert card.name == name and card.classes == ["NORMAL", "PNEUMONIA"]
     assert card.sha256 == sha256_file(folder / card.weights_file)
@@ -40,7 +44,7 @@ def test_card_is_valid_and_complete(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_readable_model_card_is_in_sync_with_card_json(name):
-    folder = weights_root() / name
+    folder = WEIGHTS / name
     card = read_card(folder)
     text = (folder / MARKDOWN_FILE).read_text()
     assert text == render_markdown(card), f"regenerate with: cxr card --model {name} --write"
@@ -51,7 +55,7 @@ def test_readable_model_card_is_in_sync_with_card_json(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_load(name):
-    loaded = load_model(weights_root() / name)
+    loaded = load_model(WEIGHTS / name)
     assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card.num_parameters
 
 

@@ -19,11 +19,11 @@ from app.core.config import Settings
 from app.main import create_app
 from models.errors import WeightsError
 from models.evaluate import evaluate
-from models.integrity.guard import default_guard_dir
 from models.integrity.synthetic import synthetic_image
 from tests.synth import DATA_ROOT, dicom_bytes, encode
 from tests.test_dicomweb import FakePacs, header, instances, sr_values, stow
 
+GUARD = Settings().integrity_guard_dir  # the shipped guard
 NOISE = encode(synthetic_image("noise", np.random.default_rng(3), (320, 320)))
 NOT_FRONTAL = "not evaluated: the image does not look like a frontal chest radiograph (integrity 0.0"
 PHI = {"PatientName": "Guard^Test", "PatientID": "G-1", "StudyDate": "20260101", "StudyTime": "101010",
@@ -40,7 +40,7 @@ def real_xray() -> np.ndarray:
 
 
 def guarded(settings: Settings, **extra: object) -> Settings:
-    return settings.model_copy(update={"integrity": "on", "integrity_guard": default_guard_dir(), **extra})
+    return settings.model_copy(update={"integrity": "on", "integrity_guard": GUARD, **extra})
 
 
 @pytest.fixture()
@@ -184,10 +184,10 @@ def test_evaluate_counts_refused_images(tiny_weights, tmp_path, shared_data):
             (folder / path.name).write_bytes(path.read_bytes())
         (folder / f"noise{label}.png").write_bytes(encode(synthetic_image("noise", np.random.default_rng(7), (200, 200))))
         (folder / f"text{label}.png").write_bytes(encode(synthetic_image("text", np.random.default_rng(8), (300, 400))))
-    report = evaluate(str(tiny_weights / "tiny"), tmp_path / "data", device="cpu")
+    report = evaluate(tiny_weights / "tiny", tmp_path / "data", device="cpu", guard=GUARD)
     assert report["n"] == 6 and report["integrity"]["refused"] == 4 and report["integrity"]["accepted"] == 6
     assert report["integrity"]["reasons"] == {"the image does not look like a frontal chest radiograph": 4}
-    unguarded = evaluate(str(tiny_weights / "tiny"), tmp_path / "data", device="cpu", integrity=False)
+    unguarded = evaluate(tiny_weights / "tiny", tmp_path / "data", device="cpu")
     assert unguarded["n"] == 10 and unguarded["integrity"] is None
 
 
@@ -200,7 +200,8 @@ def test_server_without_its_guard_refuses_to_start(settings, tmp_path):
 
 
 def test_guard_is_on_by_default():
-    assert Settings().integrity == "on" and Settings().integrity_guard_dir == Path(default_guard_dir())
+    s = Settings()
+    assert s.integrity == "on" and s.integrity_guard_dir == s.weights_dir / "integrity_guard"
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) is not installed")

@@ -14,11 +14,12 @@ from models.errors import WeightsError
 from models.imaging import decode_image
 from models.integrity.check import CONTENT_REASON, check_image
 from models.integrity.dicom_rules import age_in_years, check_header
-from models.integrity.guard import default_guard_dir, load_guard
+from app.core.config import Settings
+from models.integrity.guard import load_guard
 from models.integrity.synthetic import KINDS, synthetic_image
 from tests.synth import dicom_bytes, encode
 
-GUARD_DIR = default_guard_dir()
+GUARD_DIR = Settings().integrity_guard_dir
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from models.integrity.guard import default_guard_dir
+from app.core.config import Settings
 from tests.synth import write_dataset
 
 
@@ -36,7 +36,7 @@ def _train(settings, dataset: str) -> tuple[dict, dict]:
 
 def _settings(settings, root):
     return settings.model_copy(update={"data_root": root, "min_images_per_class": 10, "train_threads": 1,
-                                       "integrity": "on", "integrity_guard": default_guard_dir()})
+                                       "integrity": "on", "integrity_guard": Settings().integrity_guard_dir})
 
 
 @pytest.mark.slow

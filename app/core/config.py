@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.weights import weights_root
+# The shipped models beside the source tree (an editable install); a container sets CXR_WEIGHTS_DIR.
+SOURCE_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 class Settings(BaseSettings):
@@ -18,7 +19,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     model: str | None = Field(None, description="shipped model name or model folder; default: weights/manifest.json")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
-    weights_dir: Path = Field(default_factory=weights_root, description="folder of shipped models")
+    weights_dir: Path = Field(SOURCE_WEIGHTS, description="folder of shipped models (and the integrity guard)")
     state_dir: Path = Field(Path("state"), description="writable folder for jobs, datasets and trained versions")
     threads: int | None = Field(None, ge=1, le=256, description="intra-op threads for inference")
     backend: Literal["auto", "torch", "onnx"] = Field(
@@ -87,6 +88,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     docs_enabled: bool = True
+
+    def catalog(self):  # type: ignore[no-untyped-def]  # -> models.catalog.ModelCatalog
+        """The model lookup the server, the CLI and the worker share: shipped + fine-tuned versions."""
+        from models.catalog import ModelCatalog
+
+        return ModelCatalog(self.weights_dir, self.state_dir / "models")
 
     @property
     def integrity_guard_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Which models exist, which one serves, and loading one safely (verify sha256, warm up, swap)."""
+"""Which model serves, and changing it safely (verify sha256, warm up, swap); lookups go to models.catalog."""
 
 from __future__ import annotations
 
@@ -6,35 +6,27 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from app.inference.serving import OnnxRunner, ServingModel
-from models.card import ModelCard, read_card, write_json_atomic
-from models.errors import ModelNotFound, WeightsError
-from models.weights import default_model_name, load_model
+from models.card import CARD_FILE, write_json_atomic
+from models.catalog import ModelCatalog, ModelEntry
+from models.errors import WeightsError
+from models.weights import load_model
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    folder: Path
-    source: str
-    card: ModelCard
-
-
 class ModelRegistry:
-    """Shipped models live in ``weights_dir``; fine-tuned versions (jobs) under ``trained_dir``."""
+    """The serving model and the one way to change it: ``activate`` loads, verifies, warms up, swaps,
+    remembers it in ``active_file`` and tells ``on_activate`` (the metric), whoever asked."""
 
-    def __init__(self, weights_dir: Path, device: torch.device, trained_dir: Path | None = None,
+    def __init__(self, catalog: ModelCatalog, device: torch.device, *,
                  backend: str = "torch", threads: int | None = None, active_file: Path | None = None,
                  on_activate: Callable[[ServingModel], None] | None = None) -> None:
-        self.weights_dir = Path(weights_dir)
-        self.trained_dir = Path(trained_dir) if trained_dir else None
+        self.catalog = catalog  # the one lookup rule (also the CLI's and the worker's)
         self.device = device
         self.backend = backend  # auto | torch | onnx
         self.threads = threads
@@ -48,29 +40,14 @@ class ModelRegistry:
         return self._active
 
     def entries(self) -> list[ModelEntry]:
-        found: list[ModelEntry] = []
-        for source, root in (("shipped", self.weights_dir), ("trained", self.trained_dir)):
-            if root is None or not root.is_dir():
-                continue
-            for folder in sorted(p for p in root.iterdir() if (p / "card.json").is_file()):
-                try:
-                    found.append(ModelEntry(folder.name, folder, source, read_card(folder)))
-                except WeightsError as exc:
-                    log.warning("skipping model folder %s: %s", folder.name, exc.detail)
-        return found
+        return self.catalog.entries()
 
-    def find(self, name: str) -> ModelEntry:
-        for entry in self.entries():
-            if name in (entry.name, entry.card.name + "@" + entry.card.version):
-                return entry
-        as_path = Path(name)
-        if (as_path / "card.json").is_file():
-            return ModelEntry(as_path.name, as_path, "path", read_card(as_path))
-        raise ModelNotFound(f"no model named {name!r}")
+    def find(self, name: str | None) -> ModelEntry:
+        return self.catalog.find(name)
 
     def load(self, name: str | None) -> ServingModel:
         """Load, verify and warm up a model without touching the active one."""
-        entry = self.find(name or default_model_name(self.weights_dir))
+        entry = self.find(name)
         loaded = load_model(entry.folder, device=self.device)
         onnx = None
         if self._use_onnx():
@@ -102,7 +79,7 @@ class ModelRegistry:
             folder = json.loads(self.active_file.read_text())["model"]
         except (OSError, ValueError, KeyError):
             return None
-        return folder if (Path(folder) / "card.json").is_file() else None
+        return folder if (Path(folder) / CARD_FILE).is_file() else None
 
     def activate(self, name: str | None) -> ServingModel:
         """Load then atomically swap: requests already batched finish on the old model."""

@@ -15,7 +15,6 @@ metrics). ``load_guard`` verifies both digests before anything is scored.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,15 +176,3 @@ def load_guard(folder: Path) -> LoadedGuard:
     except (RuntimeError, OSError, ValueError) as exc:
         raise WeightsError(f"integrity guard weights {head} do not fit: {str(exc)[:200]}") from None
     return LoadedGuard(card, guard.eval(), folder)
-
-
-def default_guard_dir() -> Path:
-    """The shipped guard: ``weights/integrity_guard`` next to the packages."""
-    from models.weights import weights_root
-
-    return weights_root() / "integrity_guard"
-
-
-def card_summary(card: GuardCard) -> dict[str, Any]:
-    """What a model card records of the guard that checked it."""
-    return json.loads(card.model_dump_json(include={"name", "version", "sha256", "threshold"}))

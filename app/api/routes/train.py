@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import AdminDep, DatasetsDep, JobsDep, RegistryDep, SettingsDep
 from app.schemas import ErrorResponse, Job, JobList, TrainRequest
 from app.training.datasets.layout import check_dataset, locate_layout, resolve_dataset
-from models.weights import default_model_name
 
 router = APIRouter(tags=["train"], dependencies=[AdminDep])
 _ERRORS = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
@@ -32,7 +31,7 @@ async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep
     uploaded = datasets.folder(body.dataset)
     folder = locate_layout(uploaded if uploaded is not None else resolve_dataset(settings.data_root, body.dataset))
     counts = await run_in_threadpool(check_dataset, folder, settings.min_images_per_class)
-    base_name = body.base_model or (registry.active.folder.name if registry.active else default_model_name(settings.weights_dir))
+    base_name = body.base_model or (registry.active.folder.name if registry.active else registry.catalog.default_name())
     base = registry.find(base_name)
     request = body.model_dump() | {"base_model": base.name, "dataset_counts": counts, "dataset_dir": str(folder),
                                    "base_model_dir": str(base.folder), "threads": settings.train_threads,
