@@ -81,7 +81,13 @@ BAD = [
     ("zip bomb", lambda: make_zip({"NORMAL/big.png": b"\0" * 6_000_000}), 413, "zip bomb"),
     ("not an archive", lambda: PNG, 415, ".zip or .tar.gz"),
     ("corrupt zip", lambda: make_zip(dataset_entries(20))[:500], 400, "corrupt archive"),
-    ("one class", lambda: make_zip({f"NORMAL/{i}.png": PNG for i in range(25)}), 422, "at least 20 valid images per class"),
+    ("one class", lambda: make_zip({f"NORMAL/{i}.png": PNG for i in range(25)}), 422,
+     "the archive is missing the class folder(s): PNEUMONIA"),
+    # layouts POST /train cannot use are refused at upload (one parser for both)
+    ("classes in two folders", lambda: make_zip({**{f"a/NORMAL/{i}.png": PNG for i in range(25)},
+                                                 **{f"b/PNEUMONIA/{i}.png": PNG for i in range(25)}}), 422,
+     "the archive has neither train/val/test split folders nor NORMAL/PNEUMONIA class folders"),
+    ("only a test split", lambda: make_zip(dataset_entries(25, "test/")), 422, "the archive has no train/ split folder"),
     ("too few", lambda: make_zip(dataset_entries(5)), 422, "at least 20 valid images per class"),
 ]
 
@@ -135,3 +141,18 @@ def test_retention_deletes_old_datasets_but_not_those_in_use(ds_client):
         meta_path.write_text(_json.dumps(meta))
     assert store.expire(30, keep={ids[1]}) == [ids[0]]
     assert sorted(d["id"] for d in ds_client.get("/datasets").json()["datasets"]) == sorted(ids[1:])
+
+
+def test_train_errors_name_the_dataset_not_the_server_path(settings, tmp_path):
+    """POST /train on a data-root folder it cannot use: 422 that names the dataset, never a server path."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    root = tmp_path / "data"
+    (root / "site" / "test" / "NORMAL").mkdir(parents=True)
+    (root / "site" / "test" / "NORMAL" / "IM-0001-0001.png").write_bytes(PNG)
+    with TestClient(create_app(settings.model_copy(update={"data_root": root}), configure_logs=False)) as c:
+        r = c.post("/train", json={"dataset": "site", "epochs": 1})
+    assert r.status_code == 422 and r.json()["detail"] == "dataset 'site' has no train/ split folder"
+    assert str(tmp_path) not in r.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Query, Response
@@ -9,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, DatasetsDep, JobsDep, RegistryDep, SettingsDep
 from app.schemas import ErrorResponse, Job, JobList, TrainRequest
-from app.training.datasets.layout import check_dataset, locate_layout, resolve_dataset
+from app.training.datasets.layout import check_dataset, locate_layout, public_paths, resolve_dataset
 
 router = APIRouter(tags=["train"], dependencies=[AdminDep])
 _ERRORS = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
@@ -29,8 +30,11 @@ def _job(row: dict[str, Any]) -> Job:
 async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep, registry: RegistryDep,
                            settings: SettingsDep, datasets: DatasetsDep) -> Job:
     uploaded = datasets.folder(body.dataset)
-    folder = locate_layout(uploaded if uploaded is not None else resolve_dataset(settings.data_root, body.dataset))
-    counts = await run_in_threadpool(check_dataset, folder, settings.min_images_per_class)
+    root = uploaded if uploaded is not None else resolve_dataset(settings.data_root, body.dataset)
+    with public_paths(root, f"dataset {body.dataset!r}"):
+        folder = locate_layout(root)
+    counts = await run_in_threadpool(partial(check_dataset, folder, settings.min_images_per_class,
+                                             label=f"dataset {body.dataset!r}", root=root))
     base_name = body.base_model or (registry.active.folder.name if registry.active else registry.catalog.default_name())
     base = registry.find(base_name)
     request = body.model_dump() | {"base_model": base.name, "dataset_counts": counts, "dataset_dir": str(folder),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from app.errors import DatasetNotFound, PathNotAllowed
@@ -47,10 +49,21 @@ def locate_layout(folder: Path) -> Path:
         raise
 
 
-def check_dataset(folder: Path, min_per_class: int) -> dict[str, int]:
-    """Per-class image counts of the training part; DatasetError (422) when unusable."""
-    counts = scan_class_folders(training_splits(folder)["train"]).counts()
+def check_dataset(folder: Path, min_per_class: int, *, label: str, root: Path | None = None) -> dict[str, int]:
+    """Per-class image counts of the training part, by the one layout parser (models.data) that training
+    uses; DatasetError (422) when unusable. Messages name the dataset by ``label``, never by a server path."""
+    with public_paths(root or folder, label):
+        counts = scan_class_folders(training_splits(folder)["train"]).counts()
     short = {k: v for k, v in counts.items() if v < min_per_class}
     if short:
         raise DatasetError(f"dataset needs at least {min_per_class} images per class; has {counts}")
     return counts
+
+
+@contextmanager
+def public_paths(root: Path, label: str) -> Iterator[None]:
+    """Re-raise a DatasetError with ``root`` (a server path) replaced by ``label`` in its message."""
+    try:
+        yield
+    except DatasetError as exc:
+        raise DatasetError(exc.detail.replace(str(root), label)) from None

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from app.training.datasets.archive import extract
+from app.training.datasets.layout import locate_layout, public_paths
 from models.card import write_json_atomic
-from models.data import IMAGE_SUFFIXES
+from models.data import scan_class_folders, training_splits
 from models.errors import CXRError, DatasetError
 from models.imaging import decode_image
 from models.registry import CLASSES
@@ -67,24 +68,30 @@ class DatasetStore:
         staging = self.root / f".staging-{dataset_id}"
         try:
             extract(archive, staging, max_files=self.max_files, max_bytes=self.max_bytes)
+            # the layout is read by the same parser training uses (models.data via layout.py), so an
+            # upload accepted here is one POST /train accepts
+            with public_paths(staging, "the archive"):
+                splits = training_splits(locate_layout(staging))
+                samples = {split: scan_class_folders(folder, require_all_classes=split == "train").samples
+                           for split, folder in splits.items() if split in ("train", "val")}
             counts: dict[str, dict[str, int]] = {}
             rejected: list[dict[str, str]] = []
-            for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-                rel = path.relative_to(staging)
-                parts = [x.upper() for x in rel.parts[:-1]]
-                label = next((c for c in CLASSES if c in parts), None)
-                split = "val" if "VAL" in parts else "train"
-                if label is None or path.suffix.lower() not in IMAGE_SUFFIXES:
-                    rejected.append({"file": str(rel), "reason": "not an image under NORMAL/ or PNEUMONIA/"})
-                    path.unlink()
-                    continue
-                try:
-                    decode_image(path.read_bytes())
-                except CXRError as exc:
-                    rejected.append({"file": str(rel), "reason": exc.detail})
-                    path.unlink()
-                    continue
-                counts.setdefault(split, {c: 0 for c in CLASSES})[label] += 1
+            used = {s.path for group in samples.values() for s in group}
+            for path in sorted(p for p in staging.rglob("*") if p.is_file() and p not in used):
+                rejected.append({"file": str(path.relative_to(staging)),
+                                 "reason": "not an image under NORMAL/ or PNEUMONIA/ of train/ (or val/)"})
+                path.unlink()
+            for split, group in samples.items():
+                tally = counts.setdefault(split, {c: 0 for c in CLASSES})
+                for sample in group:
+                    try:
+                        decode_image(sample.path.read_bytes())
+                    except (CXRError, OSError) as exc:
+                        rejected.append({"file": str(sample.path.relative_to(staging)),
+                                         "reason": getattr(exc, "detail", "unreadable")})
+                        sample.path.unlink()
+                        continue
+                    tally[CLASSES[sample.label]] += 1
             train = counts.get("train", {c: 0 for c in CLASSES})
             if min(train.values()) < self.min_per_class:
                 raise DatasetError(f"dataset needs at least {self.min_per_class} valid images per class; has {train}"
