@@ -1,7 +1,5 @@
-"""Pneumonia classifiers: architectures, the shared preprocessing, training, evaluation and weights."""
+"""Pneumonia classifiers: architectures, the shared preprocessing, training, evaluation and weights.
 
-from models.registry import CLASSES, build_model, list_architectures, register_model
-from models.transforms import PreprocessSpec
-from models.weights import LoadedModel, load_model
-
-__all__ = ["CLASSES", "LoadedModel", "PreprocessSpec", "build_model", "list_architectures", "load_model", "register_model"]
+Import from the submodules (``models.registry``, ``models.weights``, …): this package itself imports
+nothing, so a light import such as ``models.errors`` (the CLI's ``--help``) does not load torch.
+"""
