@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.training.spec import JobSpec
 from app.training.store import JobState, JobStore
 from tests.live_server import start_server, wait_ready
 from tests.synth import chest_like, encode, make_model_dir, write_dataset
@@ -74,9 +75,9 @@ def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_pa
 
     data = write_dataset(tmp_path / "data", per_class=6, size=64, splits=("train",))
     store = JobStore(settings.state_dir / "jobs.sqlite3")
-    job = store.create({"dataset_dir": str(data / "train"), "base_model_dir": str(settings.weights_dir / "tiny"),
-                        "epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "seed": 0, "val_fraction": 0.3,
-                        "freeze_backbone": False, "auto_promote": False})
+    job = store.create(JobSpec(dataset="train", base_model="tiny", dataset_counts={"NORMAL": 6, "PNEUMONIA": 6},
+                               dataset_dir=str(data / "train"), base_model_dir=str(settings.weights_dir / "tiny"),
+                               epochs=1, batch_size=4, learning_rate=1e-3, val_fraction=0.3).model_dump())
     store.transition(job["id"], (JobState.queued,), JobState.running)
 
     def full_disk(*args, **kwargs):
@@ -88,6 +89,18 @@ def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_pa
     assert done["state"] == "failed" and "No space left on device" in done["error"]
     assert done["model_version"] is None
     assert not (settings.state_dir / "models").exists() or not any((settings.state_dir / "models").iterdir())
+    store.close()
+
+
+def test_a_job_request_the_worker_cannot_read_fails_the_job_with_a_reason(settings):
+    import app.training.worker as worker
+
+    store = JobStore(settings.state_dir / "jobs.sqlite3")
+    job = store.create({"dataset": "site1"})  # what an older server stored: no resolved folders
+    store.transition(job["id"], (JobState.queued,), JobState.running)
+    assert worker.run_job(store, job["id"], settings.state_dir) == 1
+    done = store.get(job["id"])
+    assert done["state"] == "failed" and done["error"].startswith("invalid job request:")
     store.close()
 
 

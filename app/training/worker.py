@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from app.training.spec import load_spec
 from app.training.store import JobState, JobStore, now
 from models.config import TrainConfig
 from models.errors import CXRError
@@ -72,20 +75,15 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
     if job is None:
         log.error("job %s does not exist", job_id)
         return 2
-    req = job["request"]
-    work = state_dir / "jobs" / job_id
-    out = work / "out"
-    base_dir = Path(req["base_model_dir"])
-    base_card = read_card(base_dir)
-    cfg = TrainConfig(
-        arch=base_card.architecture, data=req["dataset_dir"], out=str(out), epochs=req["epochs"],
-        batch_size=req["batch_size"], lr=req["learning_rate"], image_size=base_card.input.image_size,
-        seed=req["seed"], val_fraction=req["val_fraction"], freeze_epochs=req["epochs"] if req["freeze_backbone"] else 0,
-        patience=max(2, req["epochs"]), init_from=str(base_dir), pretrained=False,
-        device=req.get("device", "cpu"),
-        threads=req.get("threads"), resume=bool(job.get("resume")), name=f"{base_card.name}-ft-{job_id}",
-        version=time.strftime("%Y%m%d-%H%M%S"), extra_val_from_official=False, prefer_given_val=True,
-    )
+    out = state_dir / "jobs" / job_id / "out"
+    try:
+        spec = load_spec(job["request"])
+        cfg = spec.train_config(read_card(Path(spec.base_model_dir)), out, job_id=job_id,
+                                resume=bool(job.get("resume")))
+    except (ValidationError, CXRError) as exc:  # a request from an older server, or a base model gone since
+        detail = exc.detail if isinstance(exc, CXRError) else f"invalid job request: {str(exc)[:300]}"
+        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error=detail, pid=None)
+        return 1
     last_write = 0.0
     metrics: list[dict[str, Any]] = list(job["metrics"]) if cfg.resume else []
 
@@ -101,9 +99,9 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
 
     try:
         card = train_and_package(cfg, command=f"POST /train job {job_id}", on_progress=on_progress,
-                                 should_stop=lambda: store.cancel_requested(job_id), compare_with=base_dir)
-        if req.get("integrity_guard_dir"):
-            card = _check_integrity(cfg, card, Path(req["integrity_guard_dir"]), out)
+                                 should_stop=lambda: store.cancel_requested(job_id), compare_with=Path(spec.base_model_dir))
+        if spec.integrity_guard_dir:
+            card = _check_integrity(cfg, card, Path(spec.integrity_guard_dir), out)
         final = state_dir / "models" / card.name
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = out.with_name("publish")
@@ -114,7 +112,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
                 shutil.copy2(out / name, staging / name)
         os.replace(staging, final)  # atomic: a half-written version is never visible
         shutil.rmtree(out, ignore_errors=True)  # checkpoints and scratch (job.log stays), gone before "succeeded"
-        promote, reason = promotion_decision(card) if req.get("auto_promote") else (False, "auto_promote is off")
+        promote, reason = promotion_decision(card) if spec.auto_promote else (False, "auto_promote is off")
         store.transition(job_id, (JobState.running,), JobState.succeeded, finished_at=now(), model=card.name,
                          model_version=card.version,
                          promoted=int(promote), promotion_reason=reason, pid=None,

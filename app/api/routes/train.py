@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, DatasetsDep, JobsDep, RegistryDep, SettingsDep
 from app.schemas import ErrorResponse, Job, JobList, TrainRequest
+from app.training.spec import JobSpec
 from app.training.datasets.layout import check_dataset, locate_layout, public_paths, resolve_dataset
 
 router = APIRouter(tags=["train"], dependencies=[AdminDep])
@@ -21,7 +22,7 @@ _PUBLIC_FIELDS = set(Job.model_fields)
 
 def _job(row: dict[str, Any]) -> Job:
     public = {k: v for k, v in row.items() if k in _PUBLIC_FIELDS}
-    public["request"] = {k: v for k, v in row["request"].items() if not k.endswith("_dir")}
+    public["request"] = {k: v for k, v in row["request"].items() if not k.endswith("_dir")}  # no server paths
     return Job(**public)
 
 
@@ -37,12 +38,10 @@ async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep
                                              label=f"dataset {body.dataset!r}", root=root))
     base_name = body.base_model or (registry.active.folder.name if registry.active else registry.catalog.default_name())
     base = registry.find(base_name)
-    request = body.model_dump() | {"base_model": base.name, "dataset_counts": counts, "dataset_dir": str(folder),
-                                   "base_model_dir": str(base.folder), "threads": settings.train_threads,
-                                   "device": settings.train_device,
-                                   "integrity_guard_dir": None if settings.integrity == "off" else
-                                   str(settings.integrity_guard_dir)}
-    job = jobs.submit(request)
+    spec = JobSpec(**(body.model_dump() | {"base_model": base.name}), dataset_counts=counts, dataset_dir=str(folder),
+                   base_model_dir=str(base.folder), threads=settings.train_threads, device=settings.train_device,
+                   integrity_guard_dir=None if settings.integrity == "off" else str(settings.integrity_guard_dir))
+    job = jobs.submit(spec.model_dump())
     response.headers["Location"] = f"/train/{job['id']}"
     return _job(job)
 
