@@ -112,7 +112,7 @@ def status_for(exc: CXRError) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CXRError)
     async def _domain_error(request: Request, exc: CXRError) -> JSONResponse:
-        retry_after = request.app.state.settings.retry_after_s
+        retry_after = request.app.state.services.settings.retry_after_s
         headers = None
         if isinstance(exc, QueueFull):
             headers = {"Retry-After": str(max(exc.retry_after_s or 0, retry_after))}

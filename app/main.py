@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.main import api_router
+from app.container import Services
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.ratelimit import RateLimiter, UploadSlots
@@ -79,6 +80,16 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
                                                                       str(m.device)))
     batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
                              queue_size=settings.queue_size, metrics=metrics)
+    services = Services(
+        settings=settings, metrics=metrics, registry=registry, batcher=batcher,
+        predictor=Predictor(settings, registry, batcher, metrics),
+        datasets=DatasetStore(settings.state_dir / "datasets", max_files=settings.max_dataset_files,
+                              max_bytes=settings.max_dataset_uncompressed_bytes,
+                              min_per_class=settings.min_images_per_class),
+        rate_limiter=RateLimiter(settings.rate_limit_per_min, settings.rate_limit_burst),
+        upload_slots=UploadSlots(settings.max_concurrent_uploads),
+        keyring=None if settings.auth == "off" else KeyRing([]),  # deny all until keys are loaded
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,13 +100,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             if settings.threads:
                 torch.set_num_threads(settings.threads)
             if settings.auth == "off":
-                app.state.keyring = None
+                services.keyring = None
                 log.warning("API keys are OFF (CXR_AUTH=off): anyone who reaches this port can predict, train and activate")
             else:
-                app.state.keyring = load_keyring(settings.api_keys, settings.api_keys_file, settings.state_dir)
+                services.keyring = load_keyring(settings.api_keys, settings.api_keys_file, settings.state_dir)
             registry.device = device
             active = _activate_at_startup(registry, settings)
-            app.state.predictor.guard = _load_guard(settings)
+            services.predictor.guard = _load_guard(settings)
             store = JobStore(settings.state_dir / "jobs.sqlite3")
             results = ResultStore(settings.state_dir / "dicom")
         except CXRError as exc:
@@ -105,12 +116,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         log.info("ready: model %s %s (sha256 %s) on %s, backend %s", active.card.name, active.card.version,
                  active.card.sha256[:12], device, active.backend)
         batcher.start()
-        jobs = JobRunner(settings, store, registry, app.state.datasets)
-        app.state.jobs = jobs
+        jobs = JobRunner(settings, store, registry, services.datasets)
+        services.jobs = jobs
         jobs.start()
-        app.state.results = results
-        stow = StowService(settings, results, app.state.predictor, metrics, PacsClient(settings, pacs_transport))
-        app.state.stow = stow
+        services.results = results
+        stow = StowService(settings, results, services.predictor, metrics, PacsClient(settings, pacs_transport))
+        services.stow = stow
         await stow.start()
         try:
             yield
@@ -131,17 +142,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
-    app.state.settings = settings
-    app.state.keyring = None if settings.auth == "off" else KeyRing([])  # deny all until keys are loaded
-    app.state.metrics = metrics
-    app.state.registry = registry
-    app.state.batcher = batcher
-    app.state.predictor = Predictor(settings, registry, batcher, metrics)
-    app.state.datasets = DatasetStore(settings.state_dir / "datasets", max_files=settings.max_dataset_files,
-                                      max_bytes=settings.max_dataset_uncompressed_bytes,
-                                      min_per_class=settings.min_images_per_class)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min, settings.rate_limit_burst)
-    app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
+    app.state.services = services
     install_error_handlers(app)
     app.include_router(api_router)
     if settings.cors_origins:  # off unless origins are named

@@ -40,7 +40,7 @@ def ds_client(settings):
 
 
 def _leftovers(c) -> list[str]:
-    root = c.app.state.settings.state_dir / "datasets"
+    root = c.app.state.services.settings.state_dir / "datasets"
     return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
 
 
@@ -133,7 +133,7 @@ def test_retention_deletes_old_datasets_but_not_those_in_use(ds_client):
 
     ids = [ds_client.post("/datasets", files={"file": ("d.zip", make_zip(dataset_entries(20)))}).json()["id"]
            for _ in range(3)]
-    store = ds_client.app.state.datasets
+    store = ds_client.app.state.services.datasets
     old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)).isoformat()
     for i in ids[:2]:
         meta_path = store.folder(i) / "dataset.json"

@@ -281,7 +281,7 @@ def test_bad_pixels_fail_in_the_background_with_a_reason(client):
 def test_stow_queue_full_answers_a700(settings):
     settings.dicom_queue_size = 1
     with TestClient(create_app(settings, configure_logs=False)) as c:
-        c.app.state.results.count_waiting = lambda: 1  # the queue is already full
+        c.app.state.services.results.count_waiting = lambda: 1  # the queue is already full
         r = stow(c, [cr()])
         assert r.status_code == 503 and r.headers["retry-after"]
         assert failures(r)[0][0] == 0xA700
@@ -526,7 +526,7 @@ def test_result_files_gone_from_disk_is_404_not_500(client):
     data = cr()
     stow(client, [data])
     row = wait_done(client, header(data).StudyInstanceUID, 1)[0]
-    sc, _ = client.app.state.results.output_paths(row["id"])
+    sc, _ = client.app.state.services.results.output_paths(row["id"])
     sc.unlink()
     r = client.get(f"/dicomweb/results/{row['id']}/instances")
     assert r.status_code == 404 and "no longer on disk" in r.json()["detail"]

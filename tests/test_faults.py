@@ -62,7 +62,7 @@ def test_a_crash_during_activation_keeps_the_previous_active_model(settings, mon
 
         monkeypatch.setattr(registry_module.ServingModel, "warmup", crash_during_warmup)
         with pytest.raises(RuntimeError):
-            c.app.state.registry.activate("site-v2")
+            c.app.state.services.registry.activate("site-v2")
         monkeypatch.undo()
         assert c.get("/readyz").json()["model"]["name"] == "tiny"
     with TestClient(create_app(settings, configure_logs=False)) as c:  # and after a restart

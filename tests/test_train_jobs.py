@@ -105,7 +105,7 @@ def test_queue_full_cancel_and_restart_resume(train_settings):
     with TestClient(app) as c:
         j = c.get(f"/train/{ghost['id']}").json()
         assert j["state"] == "interrupted" and "resume" in j["error"]
-        app.state.jobs._task.cancel()  # hold the queue still for this test
+        app.state.services.jobs._task.cancel()  # hold the queue still for this test
         a = c.post("/train", json={"dataset": "site1", "epochs": 1}).json()
         b = c.post("/train", json={"dataset": "site1", "epochs": 1}).json()
         r = c.post("/train", json={"dataset": "site1", "epochs": 1})
@@ -124,9 +124,9 @@ def test_killed_worker_fails_the_job_and_spares_the_server(train_settings):
         job = c.post("/train", json={"dataset": "site1", "epochs": 30, "batch_size": 4}).json()
         _wait(c, job["id"], states=("running",))
         deadline = time.time() + 60
-        while c.app.state.jobs._proc is None and time.time() < deadline:
+        while c.app.state.services.jobs._proc is None and time.time() < deadline:
             time.sleep(0.1)
-        c.app.state.jobs.kill_worker()
+        c.app.state.services.jobs.kill_worker()
         done = _wait(c, job["id"])
         assert done["state"] == "failed" and "worker exited with code -9" in done["error"]
         assert c.get("/readyz").status_code == 200

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
+from app.container import Services
 from app.core.config import Settings
+from app.core.ratelimit import UploadSlots
+from app.errors import NotReady
 from app.core.security import Principal, Role
 from app.training.datasets.store import DatasetStore
 from app.training.runner import JobRunner
@@ -17,36 +20,53 @@ from app.pacs.results import ResultStore
 from app.pacs.service import StowService
 
 
+T = TypeVar("T")
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return get_services(request).settings
 
 
 def get_registry(request: Request) -> ModelRegistry:
-    return request.app.state.registry
+    return get_services(request).registry
 
 
 def get_predictor(request: Request) -> Predictor:
-    return request.app.state.predictor
+    return get_services(request).predictor
 
 
 def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
-
-
-def get_jobs(request: Request) -> JobRunner:
-    return request.app.state.jobs
+    return get_services(request).metrics
 
 
 def get_datasets(request: Request) -> DatasetStore:
-    return request.app.state.datasets
+    return get_services(request).datasets
+
+
+def _started(part: T | None, what: str) -> T:
+    if part is None:
+        raise NotReady(f"{what} is not running yet")
+    return part
+
+
+def get_jobs(request: Request) -> JobRunner:
+    return _started(get_services(request).jobs, "the training runner")
 
 
 def get_stow(request: Request) -> StowService:
-    return request.app.state.stow
+    return _started(get_services(request).stow, "STOW-RS processing")
 
 
 def get_results(request: Request) -> ResultStore:
-    return request.app.state.results
+    return _started(get_services(request).results, "the DICOM result store")
+
+
+def get_upload_slots(request: Request) -> UploadSlots:
+    return get_services(request).upload_slots
 
 
 def _presented_key(request: Request) -> str | None:
@@ -58,10 +78,11 @@ def _presented_key(request: Request) -> str | None:
 
 
 def _require(request: Request, role: Role) -> Principal | None:
-    keyring = request.app.state.keyring
+    services = get_services(request)
+    keyring = services.keyring
     principal = None if keyring is None else keyring.check(_presented_key(request), role)  # None: CXR_AUTH=off
     client = f"key:{principal.key_id}" if principal else f"ip:{request.client.host if request.client else '-'}"
-    request.app.state.rate_limiter.check(client)
+    services.rate_limiter.check(client)
     request.state.principal = principal
     return principal
 
@@ -77,7 +98,7 @@ def require_admin(request: Request) -> Principal | None:
 
 
 def require_metrics(request: Request) -> Principal | None:
-    return _require(request, "predict") if request.app.state.settings.metrics_auth else None
+    return _require(request, "predict") if get_settings(request).metrics_auth else None
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -88,6 +109,7 @@ JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 StowDep = Annotated[StowService, Depends(get_stow)]
 ResultsDep = Annotated[ResultStore, Depends(get_results)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
 AdminDep = Depends(require_admin)
 PredictRoleDep = Depends(require_predict)
 MetricsAuthDep = Depends(require_metrics)

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, DatasetsDep, SettingsDep
+from app.api.deps import AdminDep, DatasetsDep, SettingsDep, UploadSlotsDep
 from app.errors import DatasetNotFound
 from app.schemas import Dataset, DatasetList, ErrorResponse
 from app.training.datasets.archive import archive_kind
@@ -25,12 +25,13 @@ _BODY = {"requestBody": {"required": True, "content": {
 
 @router.post("/datasets", response_model=Dataset, status_code=201, responses=_ERRORS, openapi_extra=_BODY,
              summary="upload a .zip or .tar.gz laid out as NORMAL/…, PNEUMONIA/… (optionally under train/ and val/)")
-async def upload_dataset(request: Request, settings: SettingsDep, datasets: DatasetsDep) -> Dataset:
+async def upload_dataset(request: Request, settings: SettingsDep, datasets: DatasetsDep,
+                         slots: UploadSlotsDep) -> Dataset:
     tmp_dir = settings.state_dir / "datasets"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f".upload-{uuid.uuid4().hex}"
     try:
-        with request.app.state.upload_slots.hold():
+        with slots.hold():
             filename = await stream_to_file(request, tmp, settings.max_dataset_bytes)
         with open(tmp, "rb") as f:
             archive_kind(f.read(4))

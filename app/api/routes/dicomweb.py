@@ -9,12 +9,14 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, PredictRoleDep, ResultsDep, SettingsDep, StowDep
+from app.api.deps import AdminDep, PredictRoleDep, ResultsDep, SettingsDep, StowDep, UploadSlotsDep
 from app.dicom.multipart import check_related, encode_related, parse_related
 from app.dicom.stow_response import status_code, stow_response
 from app.errors import BadRequest, ResultNotFound
 from app.schemas import DicomResult, DicomResultList, ErrorResponse
 from app.pacs.results import DELIVERABLE, ResultStore
+from app.core.config import Settings
+from app.core.ratelimit import UploadSlots
 from app.pacs.service import StowService
 from app.inference.upload import read_limited
 
@@ -42,9 +44,10 @@ _STOW_RESPONSES = {
 ResultId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="id from the STOW-RS answer or the listing")]
 
 
-async def _store(request: Request, stow: StowService, settings: SettingsDep, study: str | None) -> Response:
+async def _store(request: Request, stow: StowService, settings: Settings, slots: UploadSlots,
+                 study: str | None) -> Response:
     boundary = check_related(request.headers.get("content-type", ""))
-    with request.app.state.upload_slots.hold():
+    with slots.hold():
         body = await read_limited(request, settings.max_stow_bytes)
     parts = parse_related(body, boundary)
     del body
@@ -56,17 +59,17 @@ async def _store(request: Request, stow: StowService, settings: SettingsDep, stu
 
 @router.post("/studies", responses=_STOW_RESPONSES, openapi_extra=_STOW_DOC, dependencies=[PredictRoleDep],
              status_code=202, summary="STOW-RS: store instances; CR/DX radiographs are screened in the background")
-async def store_instances(request: Request, stow: StowDep, settings: SettingsDep) -> Response:
-    return await _store(request, stow, settings, None)
+async def store_instances(request: Request, stow: StowDep, settings: SettingsDep, slots: UploadSlotsDep) -> Response:
+    return await _store(request, stow, settings, slots, None)
 
 
 @router.post("/studies/{study}", responses=_STOW_RESPONSES, openapi_extra=_STOW_DOC, dependencies=[PredictRoleDep],
              status_code=202, summary="STOW-RS into one study (instances of other studies fail with A900)")
 async def store_study_instances(
-    request: Request, stow: StowDep, settings: SettingsDep,
+    request: Request, stow: StowDep, settings: SettingsDep, slots: UploadSlotsDep,
     study: Annotated[str, Path(pattern=UID_PATTERN, max_length=64)],
 ) -> Response:
-    return await _store(request, stow, settings, study)
+    return await _store(request, stow, settings, slots, study)
 
 
 def _ts(value: float | None) -> dt.datetime | None:

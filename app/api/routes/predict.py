@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep
+from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep, UploadSlotsDep
 from app.schemas import ErrorResponse, Label, NotEvaluatedResponse, Prediction
 from app.dicom.multipart import encode_related
 from app.pacs.outputs import build_results
@@ -59,6 +59,7 @@ async def predict_image(
     request: Request,
     predictor: PredictorDep,
     settings: SettingsDep,
+    slots: UploadSlotsDep,
     target: Literal["PNEUMONIA", "NORMAL", "predicted"] = Query("PNEUMONIA", description="class the heatmap explains"),
     heatmap: Literal["overlay", "mask", "none"] = Query("overlay", description="overlay, grayscale mask, or none (faster)"),
     heatmap_format: Literal["png", "jpeg", "webp"] = Query("png", description="encoding of the heatmap image"),
@@ -69,7 +70,7 @@ async def predict_image(
         "enforce", description="enforce: an image the integrity check refuses gets 422 and no probabilities; "
         "report (research use, logged): scored anyway, with integrity.accepted false and a warning"),
 ) -> Prediction | Response:
-    with request.app.state.upload_slots.hold():
+    with slots.hold():
         data = await read_image_upload(request, settings.max_upload_bytes)
     if output == "dicom":
         return await _dicom_output(predictor, settings, data, integrity)
