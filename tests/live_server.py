@@ -6,10 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,15 +33,10 @@ def start_server(env_overrides: dict[str, str], *, capture: bool = True) -> tupl
 
 
 def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
+    def ready() -> bool:
+        if proc.poll() is not None:  # it died: say why at once, not after the timeout
             output = proc.stdout.read() if proc.stdout else ""
             raise RuntimeError(f"server exited early ({proc.returncode}): {output}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not become ready")
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+
+    wait_for(ready, bool, timeout=timeout, what=f"{url}/readyz", interval=0.2, ignore=(httpx.HTTPError,))

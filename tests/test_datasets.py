@@ -3,13 +3,13 @@
 import io
 import stat
 import tarfile
-import time
 import zipfile
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from tests.waiting import wait_for
 from tests.synth import chest_like, encode
 
 PNG = encode(chest_like(70, 70))
@@ -119,9 +119,8 @@ def test_train_on_an_uploaded_dataset(settings):
         entries = dataset_entries(20, prefix="train/") | dataset_entries(4, prefix="val/")
         d = c.post("/datasets", files={"file": ("d.zip", make_zip(entries))}).json()
         job = c.post("/train", json={"dataset": d["id"], "epochs": 1, "batch_size": 8}).json()
-        deadline = time.time() + 180
-        while (j := c.get(f"/train/{job['id']}").json())["state"] not in ("succeeded", "failed") and time.time() < deadline:
-            time.sleep(0.3)
+        j = wait_for(lambda: c.get(f"/train/{job['id']}").json(), lambda j: j["state"] in ("succeeded", "failed"),
+                     timeout=180, what="the job to finish", interval=0.2)
         assert j["state"] == "succeeded", j
         card = {m["name"]: m for m in c.get("/models").json()["models"]}[j["model"]]["card"]
         assert card["training"]["counts"]["val"] == {"NORMAL": 4, "PNEUMONIA": 4}  # its own val/ split was used

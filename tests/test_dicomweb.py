@@ -24,6 +24,7 @@ from app.dicom.structured_report import device_uid
 from app.main import create_app
 from app.pacs.results import ResultStore
 from tests.synth import chest_like, dicom_bytes
+from tests.waiting import wait_for
 
 XRAY = chest_like(300, 240, seed=3)
 PHI = {"PatientName": "Zyxwv^Qponm", "PatientID": "PID-8841", "PatientBirthDate": "20120304",
@@ -190,14 +191,14 @@ def failures(r: httpx.Response) -> list[tuple[int, str]]:
     return [(f["00081197"]["Value"][0], f["00091001"]["Value"][0]) for f in r.json().get("00081198", {}).get("Value", [])]
 
 
+def results_of(client: TestClient, study: str) -> list[dict]:
+    return client.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]
+
+
 def wait_done(client: TestClient, study: str, n: int, timeout: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = client.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]
-        if len(rows) >= n and all(r["state"] in ("done", "failed") for r in rows):
-            return rows
-        assert time.monotonic() < deadline, rows
-        time.sleep(0.05)
+    return wait_for(lambda: results_of(client, study),
+                    lambda rows: len(rows) >= n and all(r["state"] in ("done", "not_evaluated", "failed") for r in rows),
+                    timeout=timeout, what=f"{n} finished result(s)")
 
 
 def test_stow_accepts_radiographs_and_reports_the_rest(client):
@@ -341,13 +342,8 @@ def pacs_app(settings: Settings) -> Iterator[tuple[TestClient, FakePacs]]:
 
 
 def wait_delivery(client: TestClient, study: str, states: tuple[str, ...], timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = client.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]
-        if rows and rows[0]["delivery"] in states:
-            return rows[0]
-        assert time.monotonic() < deadline, rows
-        time.sleep(0.05)
+    return wait_for(lambda: results_of(client, study), lambda rows: bool(rows) and rows[0]["delivery"] in states,
+                    timeout=timeout, what=f"delivery {'/'.join(states)}")[0]
 
 
 def test_results_reach_the_pacs_after_retries(pacs_app):

@@ -3,7 +3,6 @@
 import errno
 import shutil
 import threading
-import time
 
 import httpx
 import pytest
@@ -13,6 +12,7 @@ from app.main import create_app
 from app.training.spec import JobSpec
 from app.training.store import JobState, JobStore
 from tests.live_server import start_server, wait_ready
+from tests.waiting import wait_for
 from tests.synth import chest_like, encode, make_model_dir, write_dataset
 
 
@@ -118,7 +118,9 @@ def test_sigterm_lets_in_flight_requests_finish(tiny_weights, tmp_path):
     threads = [threading.Thread(target=call) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # the requests are in flight
+    # in flight: the server has decoded all three (their overlays of 3000 x 3000 px are still to draw)
+    wait_for(lambda: httpx.get(f"{url}/metrics").text, lambda m: 'cxr_stage_duration_seconds_count{stage="decode"} 3.0' in m,
+             what="three decoded requests")
     proc.terminate()
     for t in threads:
         t.join(60)
@@ -137,9 +139,11 @@ def test_kill_9_during_activation_leaves_a_complete_verified_model(tiny_weights,
     state = tmp_path / "state"
     make_model_dir(state / "models" / "site-v2", version="v2")
     env = {"CXR_WEIGHTS_DIR": str(tiny_weights), "CXR_STATE_DIR": str(state), "CXR_AUTH": "off", "CXR_INTEGRITY": "off"}
-    for delay in (0.0, 0.05, 0.3):
+    # killed as the request is sent, and once the swap is visible (readyz names the new version)
+    for moment in ("sent", "swapped"):
         proc, url = start_server(env)
         wait_ready(proc, url)
+
         def activate():
             try:
                 httpx.post(f"{url}/models/site-v2/activate", timeout=30)
@@ -148,7 +152,9 @@ def test_kill_9_during_activation_leaves_a_complete_verified_model(tiny_weights,
 
         t = threading.Thread(target=activate, daemon=True)
         t.start()
-        time.sleep(delay)
+        if moment == "swapped":
+            wait_for(lambda: httpx.get(f"{url}/readyz").json()["model"]["name"], lambda name: name == "site-v2",
+                     what="the swap")
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         proc, url = start_server(env)  # the restart verifies whatever is active before it is ready

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from models.errors import WeightsError
 from models.evaluate import evaluate
 from models.integrity.synthetic import synthetic_image
 from tests.synth import DATA_ROOT, dicom_bytes, encode
-from tests.test_dicomweb import FakePacs, header, instances, sr_values, stow
+from tests.test_dicomweb import FakePacs, header, instances, sr_values, stow, wait_delivery
 
 GUARD = Settings().integrity_guard_dir  # the shipped guard
 NOISE = encode(synthetic_image("noise", np.random.default_rng(3), (320, 320)))
@@ -156,14 +155,7 @@ def test_stow_refused_instance_gets_a_not_evaluated_report_delivered(settings):
             study = header(data).StudyInstanceUID
             before = len(pacs.stored)
             assert stow(c, [data]).status_code == 202
-            deadline = time.monotonic() + 30
-            while True:
-                rows = c.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]
-                if rows and rows[0]["delivery"] == "delivered":
-                    break
-                assert time.monotonic() < deadline, rows
-                time.sleep(0.05)
-            row = rows[0]
+            row = wait_delivery(c, study, ("delivered",))
             assert row["state"] == "not_evaluated" and reason in row["error"]
             assert row["prediction"] is None and row["secondary_capture_sop_instance_uid"] is None
             sr = pacs.stored[before:]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,16 +10,13 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.core.config import Settings
 from tests.synth import write_dataset
+from tests.waiting import wait_for
 
 
 def _wait(client: TestClient, job_id: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/train/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
+    return wait_for(lambda: client.get(f"/train/{job_id}").json(),
+                    lambda job: job["state"] in ("succeeded", "failed", "cancelled"), timeout=timeout,
+                    what="the job to finish", interval=0.2)
 
 
 def _train(settings, dataset: str) -> tuple[dict, dict]:

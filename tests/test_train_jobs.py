@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.training.store import JobState, JobStore
 from tests.synth import chest_like, encode, write_dataset
+from tests.waiting import wait_for
 
 
 @pytest.fixture()
@@ -22,13 +23,8 @@ def train_settings(settings, tmp_path):
 
 
 def _wait(client, job_id, states=("succeeded", "failed", "cancelled"), timeout=180):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = client.get(f"/train/{job_id}").json()
-        if job["state"] in states:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job stuck: {job}")
+    return wait_for(lambda: client.get(f"/train/{job_id}").json(), lambda job: job["state"] in states,
+                    timeout=timeout, what=f"job {job_id} to be {'/'.join(states)}", interval=0.2)
 
 
 @pytest.mark.slow
@@ -123,9 +119,7 @@ def test_killed_worker_fails_the_job_and_spares_the_server(train_settings):
     with TestClient(create_app(train_settings, configure_logs=False)) as c:
         job = c.post("/train", json={"dataset": "site1", "epochs": 30, "batch_size": 4}).json()
         _wait(c, job["id"], states=("running",))
-        deadline = time.time() + 60
-        while c.app.state.services.jobs._proc is None and time.time() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: c.app.state.services.jobs._proc, lambda proc: proc is not None, what="the worker process")
         c.app.state.services.jobs.kill_worker()
         done = _wait(c, job["id"])
         assert done["state"] == "failed" and "worker exited with code -9" in done["error"]
@@ -139,7 +133,9 @@ def test_cancel_a_running_job_within_seconds(train_settings):
     with TestClient(create_app(train_settings, configure_logs=False)) as c:
         job = c.post("/train", json={"dataset": "site1", "epochs": 50, "batch_size": 2}).json()
         _wait(c, job["id"], states=("running",))
-        time.sleep(3)  # let the worker get into its epochs
+        _wait(c, job["id"], states=("running",))
+        wait_for(lambda: c.get(f"/train/{job['id']}").json()["progress"], lambda p: (p.get("step") or 0) >= 1,
+                 timeout=120, what="the worker to be inside its first epoch")
         t0 = time.time()
         assert c.delete(f"/train/{job['id']}").status_code == 200
         done = _wait(c, job["id"], timeout=30)
@@ -176,9 +172,8 @@ def test_server_restart_mid_job_then_resume_from_the_checkpoint(train_settings):
     s = train_settings.model_copy(update={"cancel_grace_s": 0})
     with TestClient(create_app(s, configure_logs=False)) as c:
         job = c.post("/train", json={"dataset": "site1", "epochs": 4, "batch_size": 2, "val_fraction": 0.3}).json()
-        deadline = time.time() + 120
-        while len(c.get(f"/train/{job['id']}").json()["metrics"]) < 1 and time.time() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: c.get(f"/train/{job['id']}").json()["metrics"], lambda m: len(m) >= 1, timeout=120,
+                 what="the first epoch's metrics", interval=0.2)
     # the server stopped (its worker with it) while the job was running
     with TestClient(create_app(s, configure_logs=False)) as c:
         j = c.get(f"/train/{job['id']}").json()
