@@ -1,4 +1,5 @@
-"""Binary screening metrics on P(PNEUMONIA): AUROC, operating point, calibration. Pure numpy."""
+"""Binary screening metrics on P(PNEUMONIA): AUROC, operating point, calibration (numpy; the temperature
+fit uses torch's LBFGS)."""
 
 from __future__ import annotations
 
