@@ -526,3 +526,12 @@ def test_result_files_gone_from_disk_is_404_not_500(client):
     sc.unlink()
     r = client.get(f"/dicomweb/results/{row['id']}/instances")
     assert r.status_code == 404 and "no longer on disk" in r.json()["detail"]
+
+
+def test_delivery_backoff_policy(settings):
+    from app.pacs.delivery import retry_delay
+
+    s = settings.model_copy(update={"pacs_retry_base_s": 2.0, "pacs_retry_max_s": 600.0})
+    for attempts, base in ((1, 2.0), (2, 4.0), (5, 32.0), (20, 600.0)):
+        assert base * 0.8 <= retry_delay(s, attempts) <= base * 1.2
+        assert base * 3.2 <= retry_delay(s, attempts, retryable=False) <= base * 4.8  # a refusal waits 4x longer

@@ -1,8 +1,8 @@
-"""Send result instances to the PACS with STOW-RS (one request per source image: its SC and SR)."""
+"""Send result instances to the PACS with STOW-RS (one request per source image: its SC and SR, or the SR
+alone); ``delivery.py`` decides when and how often."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import httpx
@@ -38,12 +38,6 @@ class PacsClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    def retry_delay(self, attempts: int) -> float:
-        """Exponential backoff with ±20 % jitter, capped."""
-        s = self.settings
-        base = min(s.pacs_retry_max_s, s.pacs_retry_base_s * 2 ** max(0, attempts - 1))
-        return base * random.uniform(0.8, 1.2)
 
     async def send(self, instances: list[bytes]) -> DeliveryOutcome:
         assert self.url, "PACS STOW-RS URL is not configured"

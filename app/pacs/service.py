@@ -2,14 +2,13 @@
 
 Accepted instances are written to disk before the HTTP answer, so a restart loses nothing:
 on start, anything still queued is processed again. Inference goes through the same
-Predictor (and batcher) as /predict. Delivery to the PACS retries with backoff until it
+Predictor (and batcher) as /predict. Delivery to the PACS (delivery.py) retries with backoff until it
 succeeds or runs out of attempts; either way the row says what happened.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ from app.errors import NotEvaluated, NotReady, QueueFull
 from app.pacs.outputs import DicomResults, NotEvaluatedReport, build_not_evaluated, build_results, to_part10
 from app.core.metrics import Metrics
 from app.pacs.client import PacsClient
+from app.pacs.delivery import Delivery
 from app.inference.pipeline import Predictor
 from app.pacs.results import ResultStore
 from models.dicom import read_dicom
@@ -40,9 +40,8 @@ class StowService:
         self.store = store
         self.predictor = predictor
         self.metrics = metrics
-        self.pacs = pacs
+        self.delivery = Delivery(settings, store, metrics, pacs)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._wake_delivery = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._intake_lock = threading.Lock()  # duplicate check + insert are one step
 
@@ -94,8 +93,7 @@ class StowService:
         return accepted, failed
 
     def retry_delivery(self, result_id: str) -> None:
-        self.store.update(result_id, delivery="pending", attempts=0, next_attempt_at=None, delivery_error=None)
-        self._wake_delivery.set()
+        self.delivery.retry(result_id)
 
     # -- background ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,8 +103,8 @@ class StowService:
             log.info("STOW-RS: %d instance(s) accepted before the restart are queued again", self._queue.qsize())
         self._tasks = [asyncio.create_task(self._work(), name=f"stow-worker-{i}")
                        for i in range(self.settings.dicom_workers)]
-        if self.pacs.configured:
-            self._tasks.append(asyncio.create_task(self._deliver_loop(), name="pacs-delivery"))
+        if self.delivery.configured:
+            self._tasks.append(asyncio.create_task(self.delivery.run(), name="pacs-delivery"))
         if self.settings.dicom_retention_days > 0:
             self._tasks.append(asyncio.create_task(self._housekeeping(), name="dicom-retention"))
 
@@ -114,7 +112,7 @@ class StowService:
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
-        await self.pacs.aclose()
+        await self.delivery.pacs.aclose()
 
     async def _work(self) -> None:
         while True:
@@ -167,21 +165,21 @@ class StowService:
                           threshold=f.threshold, model=f"{f.model_name}@{f.model_version}",
                           sc_sop_instance_uid=str(results.sc.SOPInstanceUID),
                           sr_sop_instance_uid=str(results.sr.SOPInstanceUID),
-                          delivery="pending" if self.pacs.configured else "not_configured")
+                          delivery="pending" if self.delivery.configured else "not_configured")
         path.unlink(missing_ok=True)
         self.metrics.dicom_instances.labels("done").inc()
         log.info("STOW-RS: result %s done (%s)", result_id, f.label)
-        self._wake_delivery.set()
+        self.delivery.wake()
 
     async def _not_evaluated(self, result_id: str, report: NotEvaluatedReport) -> None:
         await run_in_threadpool(self.store.save_outputs, result_id, None, to_part10(report.sr))
         n = report.not_read
         self.store.update(result_id, state="not_evaluated", error=n.reason, model=f"{n.model_name}@{n.model_version}",
                           sr_sop_instance_uid=str(report.sr.SOPInstanceUID),
-                          delivery="pending" if self.pacs.configured else "not_configured")
+                          delivery="pending" if self.delivery.configured else "not_configured")
         self.metrics.dicom_instances.labels("not_evaluated").inc()
         log.info("STOW-RS: result %s not evaluated: %s", result_id, n.reason)
-        self._wake_delivery.set()
+        self.delivery.wake()
 
     async def purge_expired(self) -> int:
         cutoff = time.time() - self.settings.dicom_retention_days * 86400
@@ -197,43 +195,3 @@ class StowService:
             except OSError as exc:
                 log.error("DICOM results: retention sweep failed: %s", exc)
             await asyncio.sleep(3600)
-
-    async def _deliver_loop(self) -> None:
-        while True:
-            for row in await run_in_threadpool(self.store.due_deliveries, time.time()):
-                await self._deliver(row)
-            next_due = await run_in_threadpool(self.store.next_due_at)
-            timeout = 60.0 if next_due is None else max(0.05, next_due - time.time())
-            self._wake_delivery.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake_delivery.wait(), timeout=min(timeout, 60.0))
-
-    async def _deliver(self, row: dict) -> None:
-        result_id = row["id"]
-        try:
-            payloads = await run_in_threadpool(self.store.load_outputs, result_id, with_sc=row["state"] == "done")
-        except OSError:
-            self.store.update(result_id, delivery="failed", delivery_error="result files are missing from disk")
-            self.metrics.pacs_deliveries.labels("failed").inc()
-            return
-        outcome = await self.pacs.send(payloads)
-        attempts = int(row["attempts"]) + 1
-        if outcome.ok:
-            self.store.update(result_id, delivery="delivered", attempts=attempts, delivered_at=time.time(),
-                              delivery_error=None, next_attempt_at=None)
-            self.metrics.pacs_deliveries.labels("delivered").inc()
-            log.info("PACS: result %s delivered (attempt %d)", result_id, attempts)
-            return
-        if attempts >= self.settings.pacs_max_attempts:
-            self.store.update(result_id, delivery="failed", attempts=attempts, delivery_error=outcome.detail,
-                              next_attempt_at=None)
-            self.metrics.pacs_deliveries.labels("failed").inc()
-            log.error("PACS: result %s NOT delivered after %d attempts: %s (POST /dicomweb/results/%s/deliver "
-                      "retries it)", result_id, attempts, outcome.detail, result_id)
-            return
-        delay = self.pacs.retry_delay(attempts) * (1 if outcome.retryable else 4)
-        self.store.update(result_id, attempts=attempts, delivery_error=outcome.detail,
-                          next_attempt_at=time.time() + delay)
-        self.metrics.pacs_deliveries.labels("retry").inc()
-        log.warning("PACS: result %s not delivered (%s); attempt %d of %d, next in %.1f s", result_id, outcome.detail,
-                    attempts, self.settings.pacs_max_attempts, delay)

@@ -138,7 +138,7 @@ async def get_result_instances(results: ResultsDep, result_id: ResultId) -> Resp
              summary="Send a result to the PACS again (after a failed delivery)")
 async def redeliver(results: ResultsDep, stow: StowDep, result_id: ResultId) -> DicomResult:
     row = _get(results, result_id)
-    if not stow.pacs.configured:
+    if not stow.delivery.configured:
         raise BadRequest("no PACS is configured (CXR_PACS_STOW_URL)")
     if row["state"] not in DELIVERABLE:
         raise BadRequest(f"result {result_id} is {row['state']}; only done or not_evaluated results can be delivered")
