@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +14,7 @@ from models.errors import WeightsError
 from models.registry import CLASSES
 from models.transforms import PreprocessSpec
 
+M = TypeVar("M", bound=BaseModel)
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -86,14 +87,18 @@ class ModelCard(BaseModel):
     data_license: str = "Kermany et al., Cell 2018, CC BY 4.0"
 
 
-def read_card(folder: Path) -> ModelCard:
-    path = Path(folder) / CARD_FILE
+def read_validated(path: Path, schema: type[M], what: str) -> M:
+    """A JSON card parsed into ``schema``; WeightsError naming ``what`` when missing or invalid."""
     try:
-        return ModelCard.model_validate_json(path.read_bytes())
+        return schema.model_validate_json(Path(path).read_bytes())
     except FileNotFoundError:
-        raise WeightsError(f"model card {path} not found") from None
+        raise WeightsError(f"{what} {path} not found") from None
     except (ValidationError, ValueError) as exc:
-        raise WeightsError(f"model card {path} is invalid: {exc.__class__.__name__}: {str(exc)[:300]}") from None
+        raise WeightsError(f"{what} {path} is invalid: {exc.__class__.__name__}: {str(exc)[:300]}") from None
+
+
+def read_card(folder: Path) -> ModelCard:
+    return read_validated(Path(folder) / CARD_FILE, ModelCard, "model card")
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:

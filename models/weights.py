@@ -25,6 +25,15 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def verify_file(path: Path, sha256: str, what: str) -> None:
+    """WeightsError naming ``what`` unless ``path`` exists and has the card's sha256."""
+    if not Path(path).is_file():
+        raise WeightsError(f"{what} {path} is missing")
+    digest = sha256_file(path)
+    if digest != sha256:
+        raise WeightsError(f"{what} {path} is corrupt: sha256 {digest[:12]}… does not match the card's {sha256[:12]}…")
+
+
 def save_weights(model: nn.Module, path: Path) -> str:
     """Write the state dict (contiguous CPU tensors) and return the file's sha256."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -58,11 +67,7 @@ def load_model(folder: Path, *, device: torch.device | str = "cpu") -> LoadedMod
         raise WeightsError(f"model folder {folder} does not exist")
     card = read_card(folder)
     path = folder / card.weights_file
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} is missing")
-    digest = sha256_file(path)
-    if digest != card.sha256:
-        raise WeightsError(f"weights file {path} is corrupt: sha256 {digest[:12]}… does not match the card's {card.sha256[:12]}…")
+    verify_file(path, card.sha256, "weights file")
     model = build_model(card.architecture, num_classes=len(card.classes))
     try:
         model.load_state_dict(load_file(str(path)), strict=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -100,13 +100,9 @@ def save_guard(folder: Path, guard: Guard, card: GuardCard) -> GuardCard:
 
 
 def read_guard_card(folder: Path) -> GuardCard:
-    path = Path(folder) / GUARD_CARD
-    try:
-        return GuardCard.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        raise WeightsError(f"integrity guard card {path} not found") from None
-    except (ValidationError, ValueError) as exc:
-        raise WeightsError(f"integrity guard card {path} is invalid: {str(exc)[:300]}") from None
+    from models.card import read_validated
+
+    return read_validated(Path(folder) / GUARD_CARD, GuardCard, "integrity guard card")
 
 
 @dataclass(frozen=True)
@@ -152,17 +148,12 @@ class LoadedGuard:
 
 def load_guard(folder: Path) -> LoadedGuard:
     """Read the card, verify the head's and the backbone's sha256, build the guard (eval mode)."""
-    from models.weights import sha256_file
+    from models.weights import verify_file
 
     folder = Path(folder)
     card = read_guard_card(folder)
     head = folder / card.head_file
-    if not head.is_file():
-        raise WeightsError(f"integrity guard weights {head} are missing")
-    digest = sha256_file(head)
-    if digest != card.sha256:
-        raise WeightsError(f"integrity guard weights {head} are corrupt: sha256 {digest[:12]}… is not the card's "
-                           f"{card.sha256[:12]}…")
+    verify_file(head, card.sha256, "integrity guard weights")
     try:
         backbone = backbone_sha256()
     except ImportError:
