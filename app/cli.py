@@ -107,7 +107,7 @@ def _cmd_soup(args: argparse.Namespace) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from models.recalibrate import recalibrate
 
-    folder = _settings().catalog().find(args.model).folder
+    folder = _find_model(args.model)
     card = recalibrate(folder, _packaging_overrides(args), command=_command_line())
     _print_card(card, str(folder))
     return 0
@@ -117,7 +117,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
     from models.card import read_card
     from models.card_markdown import render_markdown, write_markdown
 
-    folder = _settings().catalog().find(args.model).folder
+    folder = _find_model(args.model)
     card = read_card(folder)
     if args.write:
         print(write_markdown(folder, card))
@@ -133,6 +133,13 @@ def _settings():  # type: ignore[no-untyped-def]  # -> Settings
     return Settings()
 
 
+def _find_model(name: str | None) -> Path:
+    """A model folder by the server's lookup rule (app.inference.catalog.catalog_of)."""
+    from app.inference.catalog import catalog_of
+
+    return catalog_of(_settings()).find(name).folder
+
+
 def _command_line() -> str:
     return "cxr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -143,7 +150,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     settings = _settings()
     # the guard the server would use: CXR_INTEGRITY_GUARD, else CXR_WEIGHTS_DIR/integrity_guard
     guard = None if args.no_integrity else Path(args.guard) if args.guard else settings.integrity_guard_dir
-    report = evaluate(settings.catalog().find(args.model).folder, Path(args.data), device=args.device,
+    report = evaluate(_find_model(args.model), Path(args.data), device=args.device,
                       plot=Path(args.plot) if args.plot else None, guard=guard)
     print(json.dumps(report))
     return 0

@@ -18,29 +18,18 @@ from models.errors import (
     WeightsError,
 )
 
+from app.core.errors import (  # the core layer's own errors, mapped here with the rest
+    BadRequest,
+    ConfigurationError,
+    Forbidden,
+    QueueFull,
+    ServiceError,
+    TooManyRequests,
+    Unauthorized,
+    UploadTooLarge,
+)
+
 log = logging.getLogger(__name__)
-
-
-class UploadTooLarge(CXRError):
-    """The request body is larger than the configured byte limit."""
-
-
-class BadRequest(CXRError):
-    """The request is malformed (no file, broken multipart, bad parameter)."""
-
-
-class QueueFull(CXRError):
-    """The inference queue is full; the client should retry later."""
-
-    def __init__(self, detail: str, retry_after_s: int | None = None) -> None:
-        """``retry_after_s``: only when the wait is known (the rate limiter computes it); otherwise the
-        answer carries CXR_RETRY_AFTER_S, the one setting for every Retry-After."""
-        super().__init__(detail)
-        self.retry_after_s = retry_after_s
-
-
-class TooManyRequests(QueueFull):
-    """A client went over its rate limit (429)."""
 
 
 class TrainQueueFull(QueueFull):
@@ -77,9 +66,9 @@ class PathNotAllowed(CXRError):
     """A dataset path is absolute, climbs out of the data root, or the data root is not configured."""
 
 
-from app.core.security import Forbidden, Unauthorized  # noqa: E402
 
-STATUS: dict[type[CXRError], int] = {
+STATUS: dict[type[CXRError] | type[ServiceError], int] = {
+    ConfigurationError: 500,
     Unauthorized: 401,
     Forbidden: 403,
     UnsupportedImageType: 415,
@@ -102,7 +91,7 @@ STATUS: dict[type[CXRError], int] = {
 }
 
 
-def status_for(exc: CXRError) -> int:
+def status_for(exc: CXRError | ServiceError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]  # type: ignore[index]
@@ -110,8 +99,9 @@ def status_for(exc: CXRError) -> int:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
     @app.exception_handler(CXRError)
-    async def _domain_error(request: Request, exc: CXRError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: CXRError | ServiceError) -> JSONResponse:
         retry_after = request.app.state.services.settings.retry_after_s
         headers = None
         if isinstance(exc, QueueFull):

@@ -19,7 +19,7 @@ from app.core.logging import configure_logging
 from app.core.ratelimit import RateLimiter, UploadSlots
 from app.core.security import KeyRing, load_keyring
 from app.core.middleware import RequestContextMiddleware
-from app.errors import install_error_handlers
+from app.errors import ServiceError, install_error_handlers
 from app.inference.batcher import DynamicBatcher
 from app.training.datasets.store import DatasetStore
 from app.inference.render import blend_table
@@ -28,7 +28,7 @@ from app.training.runner import JobRunner
 from app.core.metrics import Metrics
 from app.pacs.client import PacsClient
 from app.inference.pipeline import Predictor
-from app.inference.catalog import ModelRegistry
+from app.inference.catalog import ModelRegistry, catalog_of
 from app.pacs.results import ResultStore
 from app.pacs.service import StowService
 from models.device import select_device
@@ -45,7 +45,7 @@ def _activate_at_startup(registry: ModelRegistry, settings: Settings):  # type: 
     if remembered is not None:
         try:
             return registry.activate(remembered)
-        except CXRError as exc:
+        except (CXRError, ServiceError) as exc:
             log.error("the previously active model cannot be loaded (%s); falling back to the default", exc.detail)
     return registry.activate(settings.model)
 
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     """``pacs_transport``: how results reach the PACS (tests pass a mock; default: the network)."""
     settings = settings or Settings()
     metrics = Metrics()
-    registry = ModelRegistry(settings.catalog(), torch.device("cpu"),
+    registry = ModelRegistry(catalog_of(settings), torch.device("cpu"),
                              backend=settings.backend, threads=settings.threads,
                              active_file=settings.state_dir / "active.json",
                              on_activate=lambda m: metrics.set_active(m.card.name, m.card.version, m.card.sha256,
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             services.predictor.guard = _load_guard(settings)
             store = JobStore(settings.state_dir / "jobs.sqlite3")
             results = ResultStore(settings.state_dir / "dicom")
-        except CXRError as exc:
+        except (CXRError, ServiceError) as exc:
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
         blend_table(round(settings.heatmap_alpha, 3))  # colormap and blend table: built now, not on the first request

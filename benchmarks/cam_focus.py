@@ -25,6 +25,7 @@ from models.data import load_tensors  # noqa: E402
 from models.gradcam import forward_with_cam  # noqa: E402
 from models.package import split_samples  # noqa: E402
 from app.core.config import Settings  # noqa: E402
+from app.inference.catalog import catalog_of  # noqa: E402
 from models.weights import load_model  # noqa: E402
 
 BOX = (0.15, 0.90, 0.12, 0.88)  # top, bottom, left, right (fractions of the side)
@@ -47,7 +48,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     out = {}
     for name in args.model:
-        loaded = load_model(Settings().catalog().find(name).folder)
+        loaded = load_model(catalog_of(Settings()).find(name).folder)
         card = loaded.card
         val = split_samples(TrainConfig.from_dict({**card.training.config, "data": args.data}))["val"]
         val = [s for s in val if s.label == 1]

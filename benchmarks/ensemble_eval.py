@@ -26,11 +26,12 @@ from models.inference import calibrated_p_pneumonia, predict_logits  # noqa: E40
 from models.metrics import fit_temperature, screening_threshold, summarize  # noqa: E402
 from models.package import split_samples  # noqa: E402
 from app.core.config import Settings  # noqa: E402
+from app.inference.catalog import catalog_of  # noqa: E402
 from models.weights import load_model  # noqa: E402
 
 
 def member_logits(name: str, data: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    loaded = load_model(Settings().catalog().find(name).folder)
+    loaded = load_model(catalog_of(Settings()).find(name).folder)
     card = loaded.card
     samples = split_samples(TrainConfig.from_dict({**card.training.config, "data": str(data)}))
     logits, labels = {}, {}

@@ -21,6 +21,7 @@ from benchmarks.timing import median_ms  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
 from models.gradcam import forward_with_cam  # noqa: E402
 from app.core.config import Settings  # noqa: E402
+from app.inference.catalog import catalog_of  # noqa: E402
 from models.weights import load_model  # noqa: E402
 
 
@@ -29,7 +30,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "chest_xray"))
     args = ap.parse_args()
     rows = {}
-    catalog = Settings().catalog()
+    catalog = catalog_of(Settings())
     for name in [e.name for e in catalog.entries() if e.source == "shipped"]:
         loaded = load_model(catalog.weights_dir / name)
         s = loaded.card.input.image_size

@@ -34,6 +34,7 @@ from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
 from models.device import select_device  # noqa: E402
 from app.core.config import Settings  # noqa: E402
+from app.inference.catalog import catalog_of  # noqa: E402
 from models.weights import load_model  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
 from tests.synth import chest_like, dicom_bytes, encode, radiograph  # noqa: E402
@@ -43,7 +44,7 @@ def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
     """Eager forward-only (the floor), and forward + class maps + 1024 px overlay for each backend.
     Eager PyTorch runs on CXR_DEVICE (default cpu; on CUDA each timing ends with a synchronize)."""
     device = select_device(os.environ.get("CXR_DEVICE", "cpu"))
-    loaded = load_model(Settings().catalog().find(model_name).folder, device=device)
+    loaded = load_model(catalog_of(Settings()).find(model_name).folder, device=device)
     s = loaded.card.input.image_size
     x_cpu = loaded.card.input.to_tensor(chest_like(s, s))[None]
     x = x_cpu.to(device)

@@ -9,9 +9,10 @@ from models.card import ModelCard, read_card
 from models.card_markdown import MARKDOWN_FILE, render_markdown
 from models.errors import WeightsError
 from app.core.config import Settings
+from app.inference.catalog import catalog_of
 from models.weights import load_model, sha256_file
 
-CATALOG = Settings().catalog()
+CATALOG = catalog_of(Settings())
 WEIGHTS = CATALOG.weights_dir
 
 SHIPPED = [e.name for e in CATALOG.entries() if e.source == "shipped"]

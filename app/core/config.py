@@ -89,12 +89,6 @@ class Settings(BaseSettings):
     log_json: bool = True
     docs_enabled: bool = True
 
-    def catalog(self):  # type: ignore[no-untyped-def]  # -> models.catalog.ModelCatalog
-        """The model lookup the server, the CLI and the worker share: shipped + fine-tuned versions."""
-        from models.catalog import ModelCatalog
-
-        return ModelCatalog(self.weights_dir, self.state_dir / "models")
-
     @property
     def integrity_guard_dir(self) -> Path:
         return self.integrity_guard or self.weights_dir / "integrity_guard"

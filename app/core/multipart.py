@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from app.errors import BadRequest
+from app.core.errors import BadRequest
 
 
 def boundary_of(params: dict[bytes, bytes], what: str = "multipart") -> bytes:

@@ -8,7 +8,7 @@ import time
 from contextlib import contextmanager
 from collections.abc import Iterator
 
-from app.errors import QueueFull, TooManyRequests
+from app.core.errors import QueueFull, TooManyRequests
 
 
 class RateLimiter:

@@ -18,21 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from models.card import write_json_atomic
-from models.errors import CXRError
+from app.core.errors import ConfigurationError, Forbidden, Unauthorized
+from app.core.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 Role = Literal["predict", "admin"]
 ROLES: tuple[Role, ...] = ("predict", "admin")
 KEYS_FILE = "api_keys.json"
-
-
-class Unauthorized(CXRError):
-    """No API key, or an unknown one (401)."""
-
-
-class Forbidden(CXRError):
-    """A valid key whose role does not allow this endpoint (403)."""
 
 
 def digest(key: str) -> str:
@@ -75,10 +67,10 @@ def _parse_pairs(text: str, source: str) -> list[tuple[str, Role]]:
             continue
         key, sep, role = item.rpartition(":")
         if not sep or role not in ROLES or len(key) < 16:
-            raise CXRError(f"{source}: each entry must be '<key>:<predict|admin>' with a key of at least 16 characters")
+            raise ConfigurationError(f"{source}: each entry must be '<key>:<predict|admin>' with a key of at least 16 characters")
         out.append((digest(key), role))  # type: ignore[arg-type]
     if not out:
-        raise CXRError(f"{source} holds no keys")
+        raise ConfigurationError(f"{source} holds no keys")
     return out
 
 
@@ -89,15 +81,14 @@ def load_keyring(api_keys: str | None, api_keys_file: Path | None, state_dir: Pa
         try:
             return KeyRing(_parse_pairs(Path(api_keys_file).read_text(), str(api_keys_file)))
         except OSError as exc:
-            raise CXRError(f"cannot read CXR_API_KEYS_FILE {api_keys_file}: {exc.strerror}") from None
+            raise ConfigurationError(f"cannot read CXR_API_KEYS_FILE {api_keys_file}: {exc.strerror}") from None
     stored = Path(state_dir) / KEYS_FILE
     if stored.is_file():
         data = json.loads(stored.read_text())
         return KeyRing([(e["sha256"], e["role"]) for e in data["keys"]])
     keys = {role: f"cxr_{role}_{secrets.token_urlsafe(24)}" for role in ROLES}
     stored.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(stored, {"keys": [{"sha256": digest(k), "role": r} for r, k in keys.items()]})
-    stored.chmod(0o600)
+    write_json_atomic(stored, {"keys": [{"sha256": digest(k), "role": r} for r, k in keys.items()]}, mode=0o600)
     print("\n=== cxr: no API keys were configured; generated these (shown once, stored hashed in "
           f"{stored}) ===\n  admin:   {keys['admin']}\n  predict: {keys['predict']}\n"
           "Send one as 'X-API-Key: <key>'. Set CXR_API_KEYS or CXR_API_KEYS_FILE to choose your own.\n",

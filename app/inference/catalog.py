@@ -11,12 +11,20 @@ from pathlib import Path
 import torch
 
 from app.inference.serving import OnnxRunner, ServingModel
-from models.card import CARD_FILE, write_json_atomic
+from app.core.config import Settings
+from app.core.files import write_json_atomic
+from models.card import CARD_FILE
 from models.catalog import ModelCatalog, ModelEntry
 from models.errors import WeightsError
 from models.weights import load_model
 
 log = logging.getLogger(__name__)
+
+
+def catalog_of(settings: Settings) -> ModelCatalog:
+    """The model lookup the server, the CLI and the worker share: shipped models in CXR_WEIGHTS_DIR,
+    fine-tuned versions in CXR_STATE_DIR/models."""
+    return ModelCatalog(settings.weights_dir, settings.state_dir / "models")
 
 
 class ModelRegistry:

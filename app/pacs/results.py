@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.sqlite import open_wal
-from models.card import write_atomic
+from app.core.files import write_atomic
 
 PRIVATE = 0o600  # instances and results carry patient data
 

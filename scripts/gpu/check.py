@@ -37,7 +37,7 @@ def check_predictions(url: str, device: str) -> dict[str, object]:
     import torch
 
     from app.core.config import Settings
-    from app.inference.catalog import ModelRegistry
+    from app.inference.catalog import ModelRegistry, catalog_of
     from models.device import select_device
     from models.imaging import decode_image
 
@@ -52,7 +52,7 @@ def check_predictions(url: str, device: str) -> dict[str, object]:
             served.append(j["probabilities"]["PNEUMONIA"])
             diffs.append(abs(j["probabilities"]["PNEUMONIA"] - float(p_ref[1])))
             timings.append(j["timing_ms"])
-    registry = ModelRegistry(Settings().catalog(), select_device(device), backend="torch")
+    registry = ModelRegistry(catalog_of(Settings()), select_device(device), backend="torch")
     model = registry.activate(None)
     cam_diff = 0.0
     for name, cam_ref in zip(ref["names"], ref["cams"], strict=True):

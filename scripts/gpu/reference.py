@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from app.core.config import Settings  # noqa: E402
-from app.inference.catalog import ModelRegistry  # noqa: E402
+from app.inference.catalog import ModelRegistry, catalog_of  # noqa: E402
 from models.imaging import decode_image  # noqa: E402
 from tests.synth import DATA_ROOT  # noqa: E402
 
@@ -40,7 +40,7 @@ def main() -> None:
     (OUT / "images").mkdir(parents=True)
     files = [p for label in ("NORMAL", "PNEUMONIA")
              for p in sorted((DATA_ROOT / "test" / label).glob("*.jpeg"))[: args.images // 2]]
-    registry = ModelRegistry(Settings().catalog(), torch.device("cpu"), backend="torch")
+    registry = ModelRegistry(catalog_of(Settings()), torch.device("cpu"), backend="torch")
     model = registry.activate(None)
     probs, cams, names = [], [], []
     for path in files:

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.training.datasets.archive import extract
 from app.training.datasets.layout import locate_layout, public_paths
-from models.card import write_json_atomic
+from app.core.files import write_json_atomic
 from models.data import scan_class_folders, training_splits
 from models.errors import CXRError, DatasetError
 from models.imaging import decode_image
