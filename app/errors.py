@@ -43,11 +43,16 @@ class NotReady(CXRError):
 class NotEvaluated(CXRError):
     """The integrity check refused the image: it is not read (422, with the integrity result in the body)."""
 
-    def __init__(self, integrity: object, warnings: list[str]) -> None:
+    def __init__(self, integrity: object, warnings: list[str], *, dataset: object = None,
+                 model: tuple[str, str] = ("unknown", "unknown")) -> None:
+        """``dataset``: the parsed DICOM header (None for PNG/JPEG) and ``model`` (name, version) that
+        would have read it, for the report that says it was not read (never sent to a client)."""
         reason = getattr(integrity, "reason", None) or "refused by the integrity check"
         super().__init__(f"not evaluated: {reason}")
         self.integrity = integrity
         self.warnings = warnings
+        self.dataset = dataset
+        self.model = model
 
 
 class JobNotFound(CXRError):

@@ -206,3 +206,16 @@ def test_not_evaluated_report_passes_dciodvfy(tmp_path):
     out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
     errors = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
     assert errors == [], errors
+
+
+def test_report_mode_scores_a_header_refused_image_too(client):
+    src = pydicom.dcmread(io.BytesIO(dicom_bytes(np.full((128, 128), 90, np.uint8), patient=PHI)))
+    src.ViewPosition = "LL"
+    buf = io.BytesIO()
+    src.save_as(buf, enforce_file_format=True)
+    r = client.post("/predict", params={"integrity": "report", "heatmap": "none"}, content=buf.getvalue(),
+                    headers={"content-type": "application/dicom"})
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["integrity"]["accepted"] is False and j["integrity"]["reason"] == "lateral view (ViewPosition LL)"
+    assert j["warnings"][0].startswith("integrity=report: scored although the integrity check refused it (lateral")

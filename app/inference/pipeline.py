@@ -86,15 +86,19 @@ class Predictor:
         assert self.guard is not None
         return self.guard.score(pixels), time.perf_counter() - t
 
-    def _judged(self, header: HeaderVerdict, scored: tuple[float, float], mode: IntegrityMode) -> IntegrityResult:
-        """Combine header rules and pixel score; count and time it; NotEvaluated when refused and enforced."""
+    async def _check(self, decoded: DecodedImage, header: HeaderVerdict, model: ServingModel,
+                     mode: IntegrityMode) -> tuple[IntegrityResult, float]:
+        """Score the pixels (off the event loop), combine with the header rules, count and time it;
+        NotEvaluated when refused and enforced."""
         assert self.guard is not None
-        integrity = judge(header, scored[0], self.guard.card.threshold)
+        score, seconds = await run_in_threadpool(self._score, decoded.pixels)
+        integrity = judge(header, score, self.guard.card.threshold)
         self.metrics.integrity.labels(integrity.code).inc()
-        self.metrics.stage_seconds.labels("integrity").observe(scored[1])
+        self.metrics.stage_seconds.labels("integrity").observe(seconds)
         if not integrity.accepted and mode == "enforce":
-            raise NotEvaluated(integrity, list(integrity.warnings))
-        return integrity
+            raise NotEvaluated(integrity, list(integrity.warnings), dataset=decoded.dataset,
+                               model=(model.card.name, model.card.version))
+        return integrity, seconds
 
     def _render(self, pixels: np.ndarray, cam: np.ndarray, kind: HeatmapKind, fmt: HeatmapFormat) -> RenderedHeatmap:
         s = self.settings
@@ -116,21 +120,22 @@ class Predictor:
             self.batcher.arriving -= 1
         checked: IntegrityResult | None = None
         seconds["integrity"] = 0.0
-        if self.guard is not None and header.refusal:  # refused by its header: the classifier is not run
-            scored = await run_in_threadpool(self._score, decoded.pixels)
-            checked, seconds["integrity"] = self._judged(header, scored, integrity), scored[1]
         t_infer0 = time.perf_counter()
-        forward = asyncio.ensure_future(self.batcher.submit(x, model))
-        if self.guard is not None and checked is None:
-            # the pixel check runs beside the forward pass (its latency hides behind it); a refused
-            # image's batch slot is dropped (the batcher skips an item whose caller is gone)
+        # The pixel check runs beside the forward pass (its latency hides behind it); an image its
+        # header already refuses does not reach the classifier unless it is to be scored anyway.
+        forward = None
+        if self.guard is None or not header.refusal:
+            forward = asyncio.ensure_future(self.batcher.submit(x, model))
+        if self.guard is not None:
             try:
-                scored = await run_in_threadpool(self._score, decoded.pixels)
-                checked, seconds["integrity"] = self._judged(header, scored, integrity), scored[1]
+                checked, seconds["integrity"] = await self._check(decoded, header, model, integrity)
             except BaseException:
-                forward.cancel()
-                forward.add_done_callback(lambda f: f.cancelled() or f.exception())  # its error is moot now
+                if forward is not None:  # a refused image's batch slot is dropped (the batcher skips it)
+                    forward.cancel()
+                    forward.add_done_callback(lambda f: f.cancelled() or f.exception())  # its error is moot now
                 raise
+        if forward is None:  # refused by its header, scored anyway (integrity=report)
+            forward = asyncio.ensure_future(self.batcher.submit(x, model))
         result = await forward
         seconds["infer"] = time.perf_counter() - t_infer0
         p_pneu = float(result.probabilities[1])

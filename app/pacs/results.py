@@ -37,6 +37,7 @@ class DeliveryState(str, Enum):
 
 
 DELIVERABLE = (ResultState.done, ResultState.not_evaluated)  # states with instances to send
+_DELIVERABLE_SQL = "(" + ", ".join(f"'{s.value}'" for s in DELIVERABLE) + ")"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -159,11 +160,12 @@ class ResultStore:
 
     def purge(self, older_than: float) -> int:
         """Delete results (rows and files) created before ``older_than`` (epoch seconds) that need
-        nothing more: done and delivered (or with no PACS configured), or failed. Results still
+        nothing more: done or not evaluated and delivered (or with no PACS configured), or failed. Results still
         waiting for inference or delivery are kept whatever their age."""
         with self._lock:
             ids = [r[0] for r in self._db.execute(
-                "SELECT id FROM results WHERE created_at < ? AND (state = 'failed' OR (state IN ('done', 'not_evaluated') AND "
+                "SELECT id FROM results WHERE created_at < ? AND (state = 'failed' OR (state IN "
+                + _DELIVERABLE_SQL + " AND "
                 "delivery IN ('delivered', 'not_configured')))", (older_than,)).fetchall()]
         for result_id in ids:
             for path in (*self.output_paths(result_id), self.incoming_path(result_id)):
@@ -178,7 +180,7 @@ class ResultStore:
     def due_deliveries(self, now: float, limit: int = 16) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM results WHERE delivery = 'pending' AND state IN ('done', 'not_evaluated') AND "
+                "SELECT * FROM results WHERE delivery = 'pending' AND state IN " + _DELIVERABLE_SQL + " AND "
                 "(next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY next_attempt_at, created_at LIMIT ?",
                 (now, limit)).fetchall()
         return [dict(r) for r in rows]
@@ -186,5 +188,5 @@ class ResultStore:
     def next_due_at(self) -> float | None:
         with self._lock:
             row = self._db.execute("SELECT MIN(COALESCE(next_attempt_at, 0)) FROM results "
-                                   "WHERE delivery = 'pending' AND state IN ('done', 'not_evaluated')").fetchone()
+                                   "WHERE delivery = 'pending' AND state IN " + _DELIVERABLE_SQL).fetchone()
         return None if row is None or row[0] is None else float(row[0])

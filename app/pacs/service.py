@@ -27,7 +27,6 @@ from app.pacs.client import PacsClient
 from app.pacs.delivery import Delivery
 from app.inference.pipeline import Predictor
 from app.pacs.results import ResultStore
-from models.dicom import read_dicom
 from models.errors import CXRError
 
 log = logging.getLogger(__name__)
@@ -131,10 +130,8 @@ class StowService:
                 inf = await self.predictor.infer(data)
                 break
             except NotEvaluated as refused:  # the integrity check refused it: a report says so, no heatmap
-                model = self.predictor.registry.active
-                name, version = (model.card.name, model.card.version) if model else ("unknown", "unknown")
-                source = await run_in_threadpool(read_dicom, data, defer_size=4096)
-                return await run_in_threadpool(build_not_evaluated, source, refused.integrity.reason, name, version)
+                return await run_in_threadpool(build_not_evaluated, refused.dataset, refused.integrity.reason,
+                                               *refused.model)
             except (QueueFull, NotReady):  # /predict traffic comes first; wait our turn
                 await asyncio.sleep(0.5)
         return await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha,
