@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import AdminDep, DatasetsDep, JobsDep, RegistryDep, SettingsDep
 from app.schemas import ErrorResponse, Job, JobList, TrainRequest
 from app.training.spec import JobSpec
-from app.training.datasets.layout import check_dataset, locate_layout, public_paths, resolve_dataset
+from app.training.datasets.layout import check_dataset, resolve_dataset
 
 router = APIRouter(tags=["train"], dependencies=[AdminDep])
 _ERRORS = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
@@ -32,10 +32,8 @@ async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep
                            settings: SettingsDep, datasets: DatasetsDep) -> Job:
     uploaded = datasets.folder(body.dataset)
     root = uploaded if uploaded is not None else resolve_dataset(settings.data_root, body.dataset)
-    with public_paths(root, f"dataset {body.dataset!r}"):
-        folder = locate_layout(root)
-    counts = await run_in_threadpool(partial(check_dataset, folder, settings.min_images_per_class,
-                                             label=f"dataset {body.dataset!r}", root=root))
+    folder, counts = await run_in_threadpool(partial(check_dataset, root, settings.min_images_per_class,
+                                                     label=f"dataset {body.dataset!r}"))
     base_name = body.base_model or (registry.active.folder.name if registry.active else registry.catalog.default_name())
     base = registry.find(base_name)
     spec = JobSpec(**(body.model_dump() | {"base_model": base.name}), dataset_counts=counts, dataset_dir=str(folder),

@@ -49,15 +49,17 @@ def locate_layout(folder: Path) -> Path:
         raise
 
 
-def check_dataset(folder: Path, min_per_class: int, *, label: str, root: Path | None = None) -> dict[str, int]:
-    """Per-class image counts of the training part, by the one layout parser (models.data) that training
-    uses; DatasetError (422) when unusable. Messages name the dataset by ``label``, never by a server path."""
-    with public_paths(root or folder, label):
+def check_dataset(root: Path, min_per_class: int, *, label: str) -> tuple[Path, dict[str, int]]:
+    """The dataset's layout folder under ``root`` and the per-class image counts of its training part, by
+    the one layout parser (models.data) that training uses; DatasetError (422) when unusable. Messages
+    name the dataset by ``label``, never by a server path."""
+    with public_paths(root, label):
+        folder = locate_layout(root)
         counts = scan_class_folders(training_splits(folder)["train"]).counts()
     short = {k: v for k, v in counts.items() if v < min_per_class}
     if short:
         raise DatasetError(f"dataset needs at least {min_per_class} images per class; has {counts}")
-    return counts
+    return folder, counts
 
 
 @contextmanager
