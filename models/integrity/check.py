@@ -9,8 +9,10 @@ then calls ``judge`` with the same inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from models.imaging import DecodedImage
+from models.errors import CXRError
+from models.imaging import DecodedImage, decode_image
 from models.integrity.dicom_rules import HeaderVerdict, check_header
 from models.integrity.guard import LoadedGuard
 
@@ -46,12 +48,9 @@ def check_image(decoded: DecodedImage, guard: LoadedGuard) -> IntegrityResult:
     return judge(header_verdict(decoded), guard.score(decoded.pixels), guard.card.threshold)
 
 
-def check_version_images(paths: list, guard: LoadedGuard) -> dict[str, object]:
+def check_version_images(paths: list[Path], guard: LoadedGuard) -> dict[str, object]:
     """Run the integrity check over a new version's own validation images (what a site fine-tunes
     on is what it will send): the share accepted, recorded in that version's card."""
-    from models.errors import CXRError
-    from models.imaging import decode_image
-
     accepted, refused, unreadable = 0, [], 0
     for path in paths:
         try:
