@@ -59,7 +59,15 @@ class ModelCatalog:
             if name in (entry.name, entry.card.name + "@" + entry.card.version):
                 return entry
         as_path = Path(name)
-        if (as_path / CARD_FILE).is_file():
+        if _is_model_folder(as_path):
             return ModelEntry(as_path.name, as_path, "path", read_card(as_path))
         known = ", ".join(e.name for e in entries) or "none"
         raise ModelNotFound(f"no model named {name!r}; known: {known}")
+
+
+def _is_model_folder(path: Path) -> bool:
+    """A folder with a card; False for any name the file system cannot even look up (too long, NUL)."""
+    try:
+        return (path / CARD_FILE).is_file()
+    except (OSError, ValueError):
+        return False

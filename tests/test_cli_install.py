@@ -53,3 +53,12 @@ def test_installed_cli_honours_weights_dir_and_state_dir(installed, tiny_weights
     assert r.returncode == 2 and "no model named 'nope'; known: tiny, tiny-ft-1" in r.stderr
     r = run(installed, env, "card", cwd=tmp_path)  # the default comes from CXR_WEIGHTS_DIR/manifest.json
     assert r.returncode == 0 and r.stdout.startswith("# Model card: tiny "), r.stderr
+
+
+def test_a_name_the_file_system_cannot_look_up_is_not_found(tiny_weights):
+    """Found by the schema fuzzer: a 300-character model name made the path lookup raise (500)."""
+    from models.catalog import ModelCatalog
+    from models.errors import ModelNotFound
+
+    with pytest.raises(ModelNotFound, match="no model named"):
+        ModelCatalog(tiny_weights).find("x" * 300)
