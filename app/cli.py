@@ -1,4 +1,4 @@
-"""`cxr` command line: train, soup, calibrate, evaluate, card, integrity, serve."""
+"""`cxr` command line: train, soup, calibrate, recalibrate, evaluate, card, integrity, serve."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model and write carded safetensors weights")
     p.add_argument("--data", default=d.data, help="folder with train/{NORMAL,PNEUMONIA} (val/, test/ optional)")
-    p.add_argument("--arch", default=d.arch, help="simple_cnn | resnet18 | efficientnet_lite0")
+    p.add_argument("--arch", default=d.arch, help="simple_cnn | resnet18 | efficientnet_lite0 | efficientnet_lite1 | efficientnet_lite2")
     p.add_argument("--out", default=None, help="model folder to write (default runs/<arch>)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -104,12 +104,31 @@ def _cmd_soup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_calibrate(args: argparse.Namespace) -> int:
+def _cmd_recalibrate(args: argparse.Namespace) -> int:
     from models.recalibrate import recalibrate
 
     folder = _find_model(args.model)
     card = recalibrate(folder, _packaging_overrides(args), command=_command_line())
     _print_card(card, str(folder))
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from models.integrity.check import screener
+    from models.site_calibration import site_calibrate
+
+    settings = _settings()
+    folder = _find_model(args.model)
+    guard = None if args.no_integrity else Path(args.guard) if args.guard else settings.integrity_guard_dir
+    card = site_calibrate(folder, Path(args.data), Path(args.out), command=_command_line(), version=args.version,
+                          min_sensitivity=args.min_sensitivity, folds=args.folds, method=args.method,
+                          min_per_class=settings.calibration_min_per_class, screen=screener(guard))
+    assert card.calibration is not None
+    print(json.dumps({"out": args.out, "name": card.name, "version": card.version, "sha256": card.sha256,
+                      "temperature": card.temperature, "bias": card.bias, "threshold": card.threshold,
+                      "counts": card.calibration.counts, "refused": card.calibration.refused,
+                      "out_of_fold": {k: v.model_dump() for k, v in card.calibration.out_of_fold.items()},
+                      "previous": card.calibration.previous}))
     return 0
 
 
@@ -192,9 +211,24 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--name", default=None)
     so.add_argument("--notes", default=None)
     _packaging_args(so)
-    c = sub.add_parser("calibrate", help="refit a model's temperature and threshold on validation (weights unchanged)")
-    c.add_argument("--model", required=True, help="shipped model name or model folder; its card is rewritten")
-    _packaging_args(c)
+    c = sub.add_parser("calibrate", help="a new version of a model with its temperature, bias and threshold refitted "
+                       "on a site's labelled images (weights unchanged); prints cross-fitted figures")
+    c.add_argument("--model", default=None, help="model name or folder to calibrate (default: the default model)")
+    c.add_argument("--data", required=True, help="folder with NORMAL/ and PNEUMONIA/ (or a split root: uses test/)")
+    c.add_argument("--out", required=True, help="model folder to write (new or empty; or the model's own folder "
+                   "to replace it), e.g. $CXR_STATE_DIR/models/NAME-site to serve it")
+    c.add_argument("--version", default=None, help="default: <version>+cal.<UTC time>")
+    c.add_argument("--min-sensitivity", type=float, default=0.95, help="the threshold keeps at least this sensitivity")
+    c.add_argument("--method", choices=["platt", "temperature"], default="platt",
+                   help="platt: temperature and bias (default); temperature: temperature only")
+    c.add_argument("--folds", type=int, default=5, help="cross-fitting folds (split by patient)")
+    c.add_argument("--guard", default=None, help="integrity guard folder (default: the server's)")
+    c.add_argument("--no-integrity", action="store_true", help="use every readable image, even ones the "
+                   "integrity check refuses (default: calibrate on the images the service would read)")
+    r = sub.add_parser("recalibrate", help="refit a model's temperature and threshold on its validation split, in "
+                       "place (weights unchanged)")
+    r.add_argument("--model", required=True, help="shipped model name or model folder; its card is rewritten")
+    _packaging_args(r)
     k = sub.add_parser("card", help="print a model's card as Markdown (--write: as MODEL_CARD.md beside it)")
     k.add_argument("--model", default=None, help="shipped model name or model folder (default: the default model)")
     k.add_argument("--write", action="store_true")
@@ -218,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
-                "calibrate": _cmd_calibrate, "card": _cmd_card, "integrity": _cmd_integrity}
+                "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity}
     try:
         return handlers[args.command](args)
     except CXRError as exc:

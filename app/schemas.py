@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from app.pacs.results import DeliveryState, ResultState
-from app.training.store import JobState
+from app.training.store import JobKind, JobState
 
 
 class Label(str, Enum):
@@ -127,6 +127,21 @@ class TrainRequest(BaseModel):
     auto_promote: bool = Field(False, description="activate the new version if it is at least as good on validation")
 
 
+class CalibrateRequest(BaseModel):
+    """POST /models/{name}/calibrate body: refit the model's temperature, bias and threshold on a site's images."""
+
+    model_config = {"extra": "forbid"}
+
+    dataset: str = Field(description="an uploaded dataset id (POST /datasets), or a folder relative to CXR_DATA_ROOT, "
+                         "with NORMAL/ and PNEUMONIA/ (a split root: its test/)")
+    min_sensitivity: float = Field(0.95, ge=0.5, le=0.999, description="the threshold keeps at least this "
+                                   "sensitivity on the calibration images")
+    method: Literal["platt", "temperature"] = Field("platt", description="platt: temperature and bias; "
+                                                    "temperature: temperature only")
+    auto_promote: bool = Field(False, description="activate the new version if its cross-fitted sensitivity and "
+                               "calibration are no worse than the current operating point's on the same images")
+
+
 class JobProgress(BaseModel):
     model_config = {"extra": "allow"}
 
@@ -140,6 +155,7 @@ class JobProgress(BaseModel):
 
 class Job(BaseModel):
     id: str
+    kind: JobKind = Field(JobKind.train, description="train (POST /train) or calibrate (POST /models/{name}/calibrate)")
     state: JobState
     created_at: str
     started_at: str | None

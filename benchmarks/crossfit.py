@@ -37,7 +37,7 @@ def main() -> None:
     logits = predict_logits(loaded.model, data.images, loaded.card.input, torch.device("cpu"))
     by_path = {s.path: s.patient for s in samples}
     patients = [by_path[p] for p in data.paths]
-    shipped = summarize(data.labels.numpy(), calibrated_p_pneumonia(logits, loaded.card.temperature).numpy(),
+    shipped = summarize(data.labels.numpy(), calibrated_p_pneumonia(logits, loaded.card.temperature, loaded.card.bias).numpy(),
                         loaded.card.threshold)
     print(json.dumps({"model": f"{loaded.card.name}@{loaded.card.version}", "data": str(DATA_ROOT / "test"),
                       "shipped_operating_point": {k: shipped[k] for k in ("n", "auroc", "accuracy", "sensitivity",

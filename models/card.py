@@ -43,6 +43,35 @@ class SplitMetrics(BaseModel):
     threshold: float | None = None
 
 
+class Figure(BaseModel):
+    value: float
+    ci95: tuple[float, float]
+
+
+class SiteCalibration(BaseModel):
+    """Temperature, bias and threshold refitted on labelled images like the deployment's; weights unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+    calibrated_from: str = Field(description="name@version whose weights (same sha256) were calibrated")
+    data: str = Field(description="the labelled folder or dataset id the operating point was fitted on")
+    counts: dict[str, int] = Field(description="class -> images used (accepted by the integrity check)")
+    refused: int = Field(0, description="images the integrity check refused (left out, as /predict refuses them)")
+    unreadable: int = 0
+    method: str = Field(description="temperature (T only) or platt (T and bias), fitted by NLL")
+    min_sensitivity: float
+    folds: int
+    patients: int
+    out_of_fold: dict[str, Figure] = Field(
+        description="auroc, accuracy, sensitivity, specificity, ece of predictions each made by an operating point "
+        "fitted without that image's patient (k folds by patient), with 95 % bootstrap intervals over patients")
+    fold_fits: list[dict[str, float]] = Field(default_factory=list)
+    previous: dict[str, Any] = Field(description="the calibrated-from version's operating point and its figures "
+                                     "on the same images")
+    command: str
+    created: str
+
+
 class TrainingInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -69,6 +98,8 @@ class ModelCard(BaseModel):
     input: PreprocessSpec
     threshold: float = Field(ge=0, le=1, description="decision threshold on calibrated P(PNEUMONIA)")
     temperature: float = Field(gt=0, description="logits are divided by this before the softmax")
+    bias: float = Field(0.0, ge=-20, le=20, description="added to the PNEUMONIA logit after the temperature: "
+                        "P(PNEUMONIA) = sigmoid((z_P - z_N) / temperature + bias); 0 unless calibrated on site images")
     operating_point: str | None = Field(None, description="how the temperature and threshold were fitted")
     num_parameters: int
     weights_file: str = WEIGHTS_FILE
@@ -82,6 +113,9 @@ class ModelCard(BaseModel):
         None, description="fine-tunes: the base model's metrics on the same validation split")
     integrity: dict[str, Any] | None = Field(
         None, description="fine-tunes: the integrity guard run over this version's validation images (share accepted)")
+    calibration: SiteCalibration | None = Field(
+        None, description="versions calibrated on a site's images (cxr calibrate, POST /models/{name}/calibrate): "
+        "what fitted the operating point and its cross-fitted figures")
     intended_use: str = INTENDED_USE
     limitations: str = LIMITATIONS
     data_license: str = "Kermany et al., Cell 2018, CC BY 4.0"

@@ -14,7 +14,8 @@ MARKDOWN_FILE = "MODEL_CARD.md"
 
 SPLIT_TITLES = {"val": "validation (patient-level split of the training data)",
                 "val_augmented": "validation under the training augmentation (where the threshold was chosen)",
-                "test": "shared test split"}
+                "test": "shared test split",
+                "calibration_out_of_fold": "calibration images, cross-fitted (out of fold)"}
 
 
 def _metrics_rows(metrics: dict[str, SplitMetrics]) -> list[str]:
@@ -60,7 +61,7 @@ def render_markdown(card: ModelCard) -> str:
         "## Operating point",
         "",
         f"- Decision threshold on the calibrated P(PNEUMONIA): **{card.threshold:.4f}**",
-        f"- Temperature: {card.temperature:.4f}",
+        f"- Temperature: {card.temperature:.4f}" + (f", bias {card.bias:+.4f}" if card.bias else ""),
     ]
     if card.operating_point:
         lines.append(f"- How: {card.operating_point}")
@@ -68,6 +69,8 @@ def render_markdown(card: ModelCard) -> str:
     if card.base_metrics:
         lines += ["", f"Base model `{card.base_model}` on the same validation split:", "",
                   *_metrics_rows(card.base_metrics)]
+    if card.calibration:
+        lines += ["", *_calibration_lines(card)]
     if card.integrity:
         i = card.integrity
         lines += ["", "## Input integrity", "",
@@ -98,6 +101,26 @@ def render_markdown(card: ModelCard) -> str:
     if extra.get("recalibrated_by"):
         lines += ["", f"Operating point refitted by `{extra['recalibrated_by']}` (weights unchanged)."]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_lines(card: ModelCard) -> list[str]:
+    c = card.calibration
+    assert c is not None
+    prev = c.previous.get("figures_on_these_images", {})
+    lines = ["## Site calibration", "",
+             f"Weights of `{c.calibrated_from}` (same sha256); operating point ({c.method}) fitted on `{c.data}`: "
+             + ", ".join(f"{k} {v:,}" for k, v in c.counts.items())
+             + f" images of {c.patients:,} patients ({c.refused} refused by the integrity check, {c.unreadable} "
+             f"unreadable). Figures below are cross-fitted: {c.folds} folds by patient, each fold scored by an "
+             "operating point fitted on the others; 95 % intervals from a bootstrap over patients.", "",
+             "| figure | out of fold | 95 % interval | previous operating point on these images |",
+             "|---|---:|---|---:|"]
+    for m, f in c.out_of_fold.items():
+        before = prev.get(m)
+        lines.append(f"| {m} | {f.value:.3f} | {f.ci95[0]:.3f}–{f.ci95[1]:.3f} | "
+                     + (f"{before:.3f}" if isinstance(before, (int, float)) else "") + " |")
+    lines += ["", f"Made by `{c.command}` on {c.created}."]
+    return lines
 
 
 def write_markdown(folder: Path, card: ModelCard) -> Path:

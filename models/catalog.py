@@ -44,7 +44,8 @@ class ModelCatalog:
         for source, root in (("shipped", self.weights_dir), ("trained", self.trained_dir)):
             if root is None or not root.is_dir():
                 continue
-            for folder in sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()):
+            # dot-folders are versions being written (staging) or replaced, never served
+            for folder in sorted(p for p in root.iterdir() if not p.name.startswith(".") and (p / CARD_FILE).is_file()):
                 try:
                     found.append(ModelEntry(folder.name, folder, source, read_card(folder)))
                 except WeightsError as exc:

@@ -26,7 +26,7 @@ class TrainConfig:
     min_sensitivity: float = 0.95  # operating point chosen on validation
     threshold_augment: str = "standard"  # the threshold keeps min_sensitivity on val under this preset ("none": clean)
     threshold_draws: int = 2  # augmented draws of each validation image for the threshold
-    pretrained: bool | None = None  # None: the architecture's default (ImageNet for efficientnet_lite0)
+    pretrained: bool | None = None  # None: the architecture's default (ImageNet for efficientnet_lite0/1/2)
     init_from: str | None = None  # a model folder to fine-tune from (the /train jobs use this)
     device: str = "auto"
     threads: int | None = None
@@ -54,4 +54,4 @@ class TrainConfig:
         return Path(self.out)
 
     def resolved_pretrained(self) -> bool:
-        return self.arch == "efficientnet_lite0" if self.pretrained is None else self.pretrained
+        return self.arch.startswith("efficientnet_lite") if self.pretrained is None else self.pretrained

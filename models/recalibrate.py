@@ -1,4 +1,4 @@
-"""`cxr calibrate`: refit a shipped model's temperature and threshold with the current rule.
+"""`cxr recalibrate`: refit a shipped model's temperature and threshold with the current rule.
 
 The weights are not touched (their sha256 stays); the card keeps its training record, gets new
 validation/test metrics and notes the command that recalibrated it.

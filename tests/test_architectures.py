@@ -10,10 +10,12 @@ EXPECTED = {  # architecture -> (parameters, channels of the last feature map)
     "simple_cnn": (2_626_922, 384),
     "resnet18": (11_171_266, 512),
     "efficientnet_lite0": (3_372_994, 1280),
+    "efficientnet_lite1": (4_137_666, 1280),
+    "efficientnet_lite2": (4_813_058, 1280),
 }
 
 
-def test_registry_lists_the_three_architectures():
+def test_registry_lists_every_architecture():
     assert list_architectures() == sorted(EXPECTED)
 
 
@@ -58,7 +60,8 @@ def test_overfit_one_batch_efficientnet():
     assert result["passed"], result
 
 
-def test_pretrained_efficientnet_keeps_imagenet_features():
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_pretrained_efficientnet_keeps_imagenet_features(variant):
     """The grayscale stem fold is exact: on a gray image replicated to RGB, the RGB network's stem and
     ours agree away from the border (padding differs: zero means ImageNet's mean there, gray 0.5 here)."""
     import timm
@@ -66,10 +69,10 @@ def test_pretrained_efficientnet_keeps_imagenet_features():
     from models.architectures.efficientnet import imagenet_state_dict
     from tests.synth import chest_like
 
-    rgb_net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    rgb_net.load_state_dict(imagenet_state_dict(rgb_net))
+    rgb_net = timm.create_model(f"tf_efficientnet_{variant}", pretrained=False)
+    rgb_net.load_state_dict(imagenet_state_dict(rgb_net, variant))
     rgb_net.eval()
-    gray_net = build_model("efficientnet_lite0", pretrained=True).eval()
+    gray_net = build_model(f"efficientnet_{variant}", pretrained=True).eval()
     g = torch.from_numpy(chest_like(224, 224, seed=0)).float().view(1, 1, 224, 224) / 255
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

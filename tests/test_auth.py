@@ -36,6 +36,7 @@ def test_health_is_open_and_predict_needs_a_key(keyed):
     ("post", "/train", {"dataset": "x"}),
     ("get", "/train", None),
     ("post", "/models/tiny/activate", None),
+    ("post", "/models/tiny/calibrate", {"dataset": "x"}),
     ("get", "/datasets", None),
     ("delete", "/datasets/abc", None),
 ])

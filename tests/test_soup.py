@@ -1,4 +1,4 @@
-"""Weight soups (`cxr soup`), recalibration (`cxr calibrate`) and the augmented-validation operating point."""
+"""Weight soups (`cxr soup`), recalibration (`cxr recalibrate`) and the augmented-validation operating point."""
 
 import json
 import subprocess
@@ -138,7 +138,7 @@ def test_cxr_soup_then_calibrate_end_to_end(tmp_path):
     torch.testing.assert_close(soup[key], (parts[0][key] + parts[1][key]) / 2)
     assert (out / "test_predictions.csv").is_file()
 
-    r = cxr("calibrate", "--model", str(tmp_path / "m0"), "--threshold-augment", "mirror")
+    r = cxr("recalibrate", "--model", str(tmp_path / "m0"), "--threshold-augment", "mirror")
     assert r.returncode == 2 and "unknown threshold augmentation preset 'mirror'" in r.stderr
 
     # refuses to overwrite a member
@@ -148,12 +148,12 @@ def test_cxr_soup_then_calibrate_end_to_end(tmp_path):
     # recalibrate m0 with the plain rule: same weights, new card
     digest = sha256_file(tmp_path / "m0" / "model.safetensors")
     before = read_card(tmp_path / "m0")
-    r = cxr("calibrate", "--model", str(tmp_path / "m0"), "--threshold-augment", "none", "--version", "0.1.1")
+    r = cxr("recalibrate", "--model", str(tmp_path / "m0"), "--threshold-augment", "none", "--version", "0.1.1")
     assert r.returncode == 0, r.stderr
     after = read_card(tmp_path / "m0")
     assert after.sha256 == before.sha256 == digest and after.version == "0.1.1"
     assert after.training.command == before.training.command
-    assert after.training.model_extra["recalibrated_by"].startswith("cxr calibrate")
+    assert after.training.model_extra["recalibrated_by"].startswith("cxr recalibrate")
     assert "clean validation images" in after.operating_point and "val_augmented" not in after.metrics
     assert after.metrics["val"].sensitivity >= 0.95
 

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     train_nice: int = Field(19, ge=0, le=19, description="CPU niceness of training workers (19: lowest priority)")
     train_queue_size: int = Field(4, ge=1, le=100, description="queued + running jobs before POST /train answers 429")
     min_images_per_class: int = Field(20, ge=1, description="422 for a training dataset with fewer")
+    calibration_min_per_class: int = Field(20, ge=5, description="422 for a site-calibration set with fewer images "
+                                           "of either class (after the integrity check)")
     max_dataset_bytes: int = Field(2 * 1024**3, ge=1024, description="413 above this upload size for /datasets")
     max_dataset_files: int = Field(100_000, ge=1, description="files an archive may hold")
     max_dataset_uncompressed_bytes: int = Field(8 * 1024**3, ge=1024, description="what an archive may expand to")

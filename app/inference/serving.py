@@ -11,6 +11,7 @@ import torch
 from app.schemas import ModelRef
 from models.card import ModelCard
 from models.gradcam import forward_with_cam
+from models.inference import calibrated_probs
 
 
 class OnnxRunner:
@@ -61,7 +62,7 @@ class ServingModel:
                 logits, cams = self.onnx(x)
             else:
                 logits, cams = forward_with_cam(self.model, x.to(self.device, non_blocking=True))
-            probs = torch.softmax(logits.float() / self.card.temperature, dim=1)
+            probs = calibrated_probs(logits.float(), self.card.temperature, self.card.bias)
         return probs.cpu().numpy().astype(np.float64), cams.float().cpu().numpy()
 
     def warmup(self, batch_sizes: tuple[int, ...] = (1, 2)) -> None:

@@ -1,15 +1,16 @@
-"""The typed job request: what POST /train asked for plus what the server resolved, and its one
-mapping to the training code's TrainConfig (every policy the worker applies is written here)."""
+"""The typed job requests: what POST /train or POST /models/{name}/calibrate asked for plus what the
+server resolved, and the one mapping of a fine-tune to the training code's TrainConfig (every
+policy the worker applies is written here)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from app.schemas import TrainRequest
+from app.schemas import CalibrateRequest, TrainRequest
 from models.card import ModelCard
 from models.config import TrainConfig
 
@@ -19,6 +20,7 @@ class JobSpec(TrainRequest):
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: Literal["train"] = "train"
     base_model: str  # resolved: the model name the job fine-tunes
     dataset_counts: dict[str, int] = Field(description="class -> training images, counted before queuing")
     dataset_dir: str
@@ -45,7 +47,28 @@ class JobSpec(TrainRequest):
         )
 
 
-def load_spec(request: dict[str, Any]) -> JobSpec:
+class CalibrationSpec(CalibrateRequest):
+    """A calibration job: the model and the site's images, resolved and counted before queuing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["calibrate"] = "calibrate"
+    model: str  # the model name the job calibrates (what /models lists)
+    model_dir: str
+    dataset_counts: dict[str, int] = Field(description="class -> images, counted before queuing")
+    dataset_dir: str
+    min_per_class: int
+    integrity_guard_dir: str | None = None  # None: CXR_INTEGRITY=off, every readable image is used
+
+    def output_name(self, job_id: str) -> str:
+        """The new version's folder under CXR_STATE_DIR/models: what POST /models/{name}/activate takes."""
+        return f"{self.model}-cal-{job_id}"
+
+
+def load_spec(request: dict[str, Any]) -> JobSpec | CalibrationSpec:
+    """A stored request; jobs queued before calibration existed have no ``kind`` and are fine-tunes."""
+    if request.get("kind") == "calibrate":
+        return CalibrationSpec.model_validate(request)
     return JobSpec.model_validate(request)
 
 

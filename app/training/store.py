@@ -47,6 +47,13 @@ class JobState(str, Enum):
     interrupted = "interrupted"
 
 
+class JobKind(str, Enum):
+    """What a job does: fine-tune (POST /train) or refit the operating point (POST /models/{name}/calibrate)."""
+
+    train = "train"
+    calibrate = "calibrate"
+
+
 ACTIVE_STATES = (JobState.queued, JobState.running)  # they count against CXR_TRAIN_QUEUE_SIZE
 _JSON_FIELDS = ("request", "progress", "metrics")
 
@@ -116,6 +123,11 @@ class JobStore:
             cur = self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({marks})",
                                    (to_state.value, *fields.values(), job_id, *(s.value for s in from_states)))
         return cur.rowcount == 1
+
+    def fail(self, job_id: str, error: str) -> bool:
+        """A running job ends failed with ``error`` (what GET /train/{id} shows)."""
+        return self.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error=error[:500],
+                               pid=None)
 
     def count_active(self) -> int:
         with self._lock:

@@ -1,4 +1,4 @@
-"""A fine-tuning job in its own process: ``python -m app.training.worker --db STATE/jobs.sqlite3 --job ID``.
+"""A job in its own process (fine-tunes here; calibrations in app/training/calibration_job.py): ``python -m app.training.worker --db STATE/jobs.sqlite3 --job ID``.
 
 It reuses the training code of `cxr train` (models.package.train_and_package), reports progress
 and per-epoch metrics into SQLite, stops between steps when the job is cancelled, and publishes
@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.training.spec import load_spec
+from app.training.calibration_job import run_calibration
+from app.training.spec import CalibrationSpec, load_spec
 from app.training.store import JobState, JobStore, now
 from models.config import TrainConfig
 from models.errors import CXRError
@@ -78,11 +79,12 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
     out = state_dir / "jobs" / job_id / "out"
     try:
         spec = load_spec(job["request"])
+        if isinstance(spec, CalibrationSpec):
+            return run_calibration(store, job_id, spec, state_dir)
         cfg = spec.train_config(read_card(Path(spec.base_model_dir)), out, job_id=job_id,
                                 resume=bool(job.get("resume")))
     except (ValidationError, CXRError) as exc:  # a request from an older server, or a base model gone since
-        detail = exc.detail if isinstance(exc, CXRError) else f"invalid job request: {str(exc)[:300]}"
-        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error=detail, pid=None)
+        store.fail(job_id, exc.detail if isinstance(exc, CXRError) else f"invalid job request: {str(exc)[:300]}")
         return 1
     last_write = 0.0
     metrics: list[dict[str, Any]] = list(job["metrics"]) if cfg.resume else []
@@ -122,15 +124,14 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         store.transition(job_id, (JobState.running,), JobState.cancelled, finished_at=now(), pid=None)
         return 0
     except CXRError as exc:
-        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error=exc.detail, pid=None)
+        store.fail(job_id, exc.detail)
         return 1
     except MemoryError:
-        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error="out of memory", pid=None)
+        store.fail(job_id, "out of memory")
         return 1
     except Exception as exc:  # anything else: recorded, never lost
         log.exception("job %s failed", job_id)
-        store.transition(job_id, (JobState.running,), JobState.failed, finished_at=now(), error=f"{type(exc).__name__}: {exc}"[:500],
-                         pid=None)
+        store.fail(job_id, f"{type(exc).__name__}: {exc}")
         return 1
 
 

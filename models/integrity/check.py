@@ -8,13 +8,14 @@ then calls ``judge`` with the same inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.errors import CXRError
 from models.imaging import DecodedImage, decode_image
 from models.integrity.dicom_rules import HeaderVerdict, check_header
-from models.integrity.guard import LoadedGuard
+from models.integrity.guard import LoadedGuard, load_guard
 
 CONTENT_REASON = "the image does not look like a frontal chest radiograph (integrity {score:.2f} < {threshold:.2f})"
 
@@ -66,3 +67,12 @@ def check_version_images(paths: list[Path], guard: LoadedGuard) -> dict[str, obj
     return {"guard": guard.card.name, "guard_version": guard.card.version, "guard_sha256": guard.card.sha256,
             "images": "this version's validation images", "n": checked,
             "accepted": round(accepted / checked, 4) if checked else None, "refused_files": refused[:20]}
+
+
+def screener(guard_dir: Path | None) -> Callable[[DecodedImage], str | None] | None:
+    """What `cxr evaluate` and site calibration pass to ``load_tensors(screen=...)``: decoded image ->
+    the reason the service would refuse it, or None. ``guard_dir`` None: no check."""
+    if guard_dir is None:
+        return None
+    guard = load_guard(Path(guard_dir))
+    return lambda decoded: check_image(decoded, guard).reason

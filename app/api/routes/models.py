@@ -1,14 +1,19 @@
-"""GET /models: shipped and trained models with their cards, and which one is active."""
+"""GET /models: shipped and trained models with their cards, and which one is active; activation and
+site calibration (a job that refits a model's operating point on a site's images)."""
 
 from __future__ import annotations
 
 import time
+from functools import partial
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, PredictRoleDep, RegistryDep
-from app.schemas import ErrorResponse, ModelEntry, ModelList, Ready
+from app.api.deps import AdminDep, DatasetsDep, JobsDep, PredictRoleDep, RegistryDep, SettingsDep
+from app.api.routes.train import public_job
+from app.schemas import CalibrateRequest, ErrorResponse, Job, ModelEntry, ModelList, Ready
+from app.training.datasets.layout import check_calibration_set, resolve_dataset
+from app.training.spec import CalibrationSpec
 
 router = APIRouter(tags=["models"])
 
@@ -34,3 +39,23 @@ async def activate_model(name: str, registry: RegistryDep) -> Ready:
     active = await run_in_threadpool(registry.activate, name)
     return Ready(status=f"active (swap took {time.perf_counter() - t0:.2f} s)", device=str(active.device),
                  model=active.ref, backend=active.backend)
+
+
+@router.post("/models/{name}/calibrate", response_model=Job, status_code=202, dependencies=[AdminDep],
+             responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+                        429: {"model": ErrorResponse}},
+             summary="refit the model's temperature, bias and threshold on a site's labelled images, as a background "
+             "job (GET /train/{id}); the result is a new version with the same weights")
+async def calibrate_model(name: str, body: CalibrateRequest, response: Response, registry: RegistryDep,
+                          jobs: JobsDep, settings: SettingsDep, datasets: DatasetsDep) -> Job:
+    entry = registry.find(name)
+    uploaded = datasets.folder(body.dataset)
+    root = uploaded if uploaded is not None else resolve_dataset(settings.data_root, body.dataset)
+    folder, counts = await run_in_threadpool(partial(check_calibration_set, root, settings.calibration_min_per_class,
+                                                     label=f"dataset {body.dataset!r}"))
+    spec = CalibrationSpec(**body.model_dump(), model=entry.name, model_dir=str(entry.folder), dataset_counts=counts,
+                           dataset_dir=str(folder), min_per_class=settings.calibration_min_per_class,
+                           integrity_guard_dir=None if settings.integrity == "off" else str(settings.integrity_guard_dir))
+    job = jobs.submit(spec.model_dump())
+    response.headers["Location"] = f"/train/{job['id']}"
+    return public_job(job)

@@ -62,6 +62,16 @@ def check_dataset(root: Path, min_per_class: int, *, label: str) -> tuple[Path, 
     return folder, counts
 
 
+def check_calibration_set(root: Path, min_per_class: int, *, label: str) -> tuple[Path, dict[str, int]]:
+    """The class folder of a site-calibration set under ``root`` (NORMAL/ + PNEUMONIA/, or a split root's
+    test/) and its per-class counts, by the rule `cxr calibrate` applies (models.site_calibration);
+    DatasetError (422) when empty, one-class or too small."""
+    from models.site_calibration import calibration_folder
+
+    with public_paths(root, label):
+        return calibration_folder(locate_layout(root), min_per_class, label=label)
+
+
 @contextmanager
 def public_paths(root: Path, label: str) -> Iterator[None]:
     """Re-raise a DatasetError with ``root`` (a server path) replaced by ``label`` in its message."""

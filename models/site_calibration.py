@@ -1,0 +1,170 @@
+"""Site calibration: a new version of a model whose temperature, bias and screening threshold are
+refitted on labelled images like the deployment's; the weights (and their sha256) are unchanged.
+
+Why: a model's probabilities and threshold, fitted on images like its training data, drift on a
+site's images (another period, scanner or population). The only cure is to fit them on images
+that look like the deployment. The figures reported for the new operating point are honest:
+cross-fitted by patient (models.crossfit), never scored on the images that fitted them.
+
+Used by ``cxr calibrate --model NAME --data FOLDER --out FOLDER`` and by the calibration jobs of
+``POST /models/{name}/calibrate`` (app/training/worker.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.card import ModelCard, SiteCalibration, SplitMetrics, write_atomic, write_card
+from models.card_markdown import write_markdown
+from models.crossfit import METRICS, cross_fit
+from models.data import TensorDataset, load_tensors, patient_id, scan_class_folders
+from models.errors import DatasetError
+from models.evaluate import evaluation_folder
+from models.inference import calibrated_p_pneumonia, predict_logits
+from models.metrics import fit_calibration, screening_threshold, summarize
+from models.registry import CLASSES
+from models.weights import LoadedModel, load_model
+
+MIN_PER_CLASS = 20  # below this a 95 %-sensitivity threshold rests on one or two positives per fold
+PREDICTIONS_FILE = "calibration_predictions.csv"
+LIMITATIONS = (
+    "Not a diagnosis and not a medical device. Not validated on adults, lateral or PA views, or other findings "
+    "(tuberculosis, COVID-19, effusion). The probabilities and threshold were fitted on the labelled images named "
+    "in 'calibration'; its figures are cross-fitted on those images, an estimate for images like them. An "
+    "independent estimate needs other data."
+)
+
+
+def check_counts(counts: dict[str, int], min_per_class: int, *, label: str) -> None:
+    """DatasetError (422) unless both classes have at least ``min_per_class`` images."""
+    if not any(counts.values()):
+        raise DatasetError(f"{label} has no images to calibrate on")
+    missing = [c for c in CLASSES if not counts.get(c)]
+    if missing:
+        raise DatasetError(f"{label} has only {', '.join(c for c in CLASSES if c not in missing)} images; "
+                           f"calibration needs both NORMAL and PNEUMONIA images (at least {min_per_class} each)")
+    short = {c: counts.get(c, 0) for c in CLASSES if counts.get(c, 0) < min_per_class}
+    if short:
+        raise DatasetError(f"{label} is too small to calibrate on: needs at least {min_per_class} images per class, "
+                           f"has {dict((c, counts.get(c, 0)) for c in CLASSES)}")
+
+
+def calibration_folder(data: Path, min_per_class: int, *, label: str) -> tuple[Path, dict[str, int]]:
+    """The class folder to calibrate on (a NORMAL/ + PNEUMONIA/ folder, or a split root's test/) and its
+    per-class image counts, checked before any image is read."""
+    folder = evaluation_folder(Path(data))
+    counts = scan_class_folders(folder, require_all_classes=False).counts()
+    check_counts(counts, min_per_class, label=label)
+    return folder, counts
+
+
+def site_calibrate(
+    model_dir: Path, data: Path, out: Path, *, command: str, version: str | None = None,
+    data_label: str | None = None, min_sensitivity: float = 0.95, folds: int = 5, method: str = "platt",
+    min_per_class: int = MIN_PER_CLASS, screen: Callable[[Any], str | None] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> ModelCard:
+    """Write ``out`` (model folder: same weights file, new card, Markdown and out-of-fold predictions).
+    ``screen``: the integrity check (decoded image -> refusal reason or None); refused images are left
+    out, as the service refuses them. ``out`` may be ``model_dir`` itself (the folder is replaced)."""
+    label = data_label or str(data)
+    progress = on_progress or (lambda event: None)
+    folder, _ = calibration_folder(Path(data), min_per_class, label=label)
+    loaded = load_model(Path(model_dir), device=torch.device("cpu"))
+    progress({"stage": "reading images"})
+    samples = scan_class_folders(folder, require_all_classes=False).samples
+    ds = load_tensors(samples, loaded.card.input, screen=screen)
+    check_counts(ds.counts(), min_per_class, label=f"{label} (after {len(ds.refused)} image(s) refused by the "
+                 f"integrity check and {len(ds.skipped)} unreadable)")
+    progress({"stage": "scoring", "images": len(ds)})
+    logits = predict_logits(loaded.model, ds.images, loaded.card.input, torch.device("cpu"))
+    progress({"stage": "fitting"})
+    card = calibrated_card(loaded, ds, logits, command=command, version=version, data_label=label,
+                           min_sensitivity=min_sensitivity, folds=folds, method=method)
+    publish(Path(model_dir), Path(out), card, _predictions_csv(ds, folder, card, logits))
+    return card
+
+
+def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor, *, command: str,
+                    version: str | None, data_label: str, min_sensitivity: float, folds: int,
+                    method: str) -> ModelCard:
+    """The new card: operating point fitted on all images, figures cross-fitted by patient."""
+    old = loaded.card
+    y = ds.labels.numpy()
+    temperature, bias = fit_calibration(logits, ds.labels, method)
+    threshold = screening_threshold(y, calibrated_p_pneumonia(logits, temperature, bias).numpy(),
+                                    min_sensitivity=min_sensitivity)
+    patients = [patient_id(p) for p in ds.paths]
+    k = min(folds, len(set(patients)))
+    crossed = cross_fit(logits, ds.labels, patients, k=k, min_sensitivity=min_sensitivity, method=method)
+    crossed.pop("p_out_of_fold")
+    previous = summarize(y, calibrated_p_pneumonia(logits, old.temperature, old.bias).numpy(), old.threshold)
+    now = dt.datetime.now(dt.timezone.utc)
+    calibration = SiteCalibration(
+        calibrated_from=f"{old.name}@{old.version}", data=data_label, counts=ds.counts(), refused=len(ds.refused),
+        unreadable=len(ds.skipped), method=method, min_sensitivity=min_sensitivity, folds=k,
+        patients=crossed["patients"], out_of_fold={m: crossed[m] for m in METRICS}, fold_fits=crossed["fitted"],
+        previous={"temperature": old.temperature, "bias": old.bias, "threshold": old.threshold,
+                  "figures_on_these_images": {m: previous[m] for m in ("n", "auroc", "accuracy", "sensitivity",
+                                                                       "specificity", "ece")}},
+        command=command, created=now.isoformat(timespec="seconds"),
+    )
+    oof = SplitMetrics(n=len(y), **{m: crossed[m]["value"] for m in METRICS}, threshold=round(threshold, 6))
+    return old.model_copy(update={
+        "version": version or f"{old.version}+cal.{now.strftime('%Y%m%d%H%M%S')}",
+        "temperature": temperature, "bias": bias, "threshold": threshold,
+        "operating_point": (f"{'temperature and bias' if method == 'platt' else 'temperature'}: NLL on the "
+                            f"{len(y)} calibration images ({data_label}); threshold: highest with sensitivity >= "
+                            f"{min_sensitivity:g} on them; figures cross-fitted ({k} folds by patient)"),
+        "created": now.isoformat(timespec="seconds"),
+        "metrics": {"calibration_out_of_fold": oof},
+        "calibration": calibration,
+        "limitations": LIMITATIONS,
+    })
+
+
+def _predictions_csv(ds: TensorDataset, folder: Path, card: ModelCard, logits: torch.Tensor) -> bytes:
+    """Per image: file, label, P(PNEUMONIA) at the new operating point (in-sample: the figures in the card
+    are the out-of-fold ones)."""
+    p = calibrated_p_pneumonia(logits, card.temperature, card.bias).numpy()
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "label", "p_pneumonia", "predicted"])
+    for path, label, prob in zip(ds.paths, ds.labels.tolist(), p):
+        writer.writerow([path.relative_to(folder).as_posix(), CLASSES[label], f"{prob:.6f}",
+                         CLASSES[int(prob >= card.threshold)]])
+    return buf.getvalue().encode()
+
+
+def publish(model_dir: Path, out: Path, card: ModelCard, predictions: bytes) -> None:
+    """Weights copied unchanged, new card + Markdown + predictions; the folder appears whole or not at all."""
+    if out.exists() and out.resolve() != model_dir.resolve() and any(out.iterdir()):
+        raise DatasetError(f"{out} exists and is not empty; choose a new folder for the calibrated version")
+    staging = out.with_name(f".{out.name}.calibrating")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        shutil.copy2(model_dir / card.weights_file, staging / card.weights_file)
+        write_card(staging, card)
+        write_markdown(staging, card)
+        write_atomic(staging / PREDICTIONS_FILE, predictions)
+        if out.exists():
+            old = out.with_name(f".{out.name}.previous")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
