@@ -1,4 +1,4 @@
-"""`cxr` command line: train, soup, calibrate, recalibrate, evaluate, card, integrity, serve."""
+"""`cxr` command line: train, soup, calibrate, recalibrate, evaluate, card, integrity, audit, serve."""
 
 from __future__ import annotations
 
@@ -185,6 +185,19 @@ def _cmd_integrity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from app.audit.verify import verify_chain
+
+    path = Path(args.db) if args.db else _settings().state_dir / "audit.sqlite3"
+    try:
+        report = verify_chain(path)
+    except FileNotFoundError as exc:
+        print(f"cxr audit: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.model_dump_json())
+    return 0 if report.ok else 1
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from app.serve import serve
 
@@ -239,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--version", default="1.0.0")
     g.add_argument("--image-size", type=int, default=96)
     g.add_argument("--seed", type=int, default=0)
+    a = sub.add_parser("audit", help="'verify' checks the audit trail's hash chain and says where it breaks "
+                       "(exit 0 intact, 1 broken)")
+    a.add_argument("action", choices=["verify"])
+    a.add_argument("--db", default=None, help="audit file (default: CXR_STATE_DIR/audit.sqlite3)")
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
@@ -252,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
-                "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity}
+                "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity, "audit": _cmd_audit}
     try:
         return handlers[args.command](args)
     except CXRError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.audit.trail import AuditTrail
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.ratelimit import RateLimiter, UploadSlots
@@ -32,3 +33,4 @@ class Services:
     jobs: JobRunner | None = None  # started by the lifespan
     results: ResultStore | None = None
     stow: StowService | None = None
+    audit: AuditTrail | None = None  # None: CXR_AUDIT=off (or not started yet)

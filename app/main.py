@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.main import api_router
+from app.audit.middleware import AuditMiddleware
+from app.audit.store import AuditStore
+from app.audit.trail import AuditTrail, audit_retention, load_salt
+from app.core.aio import cancel_and_wait
 from app.container import Services
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -109,6 +114,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             services.predictor.guard = _load_guard(settings)
             store = JobStore(settings.state_dir / "jobs.sqlite3")
             results = ResultStore(settings.state_dir / "dicom")
+            audit_store = None
+            if settings.audit == "on":
+                audit_store = AuditStore(settings.state_dir / "audit.sqlite3")
+                services.audit = AuditTrail(audit_store, load_salt(settings.state_dir))
         except (CXRError, ServiceError) as exc:
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
@@ -120,17 +129,23 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         services.jobs = jobs
         jobs.start()
         services.results = results
-        stow = StowService(settings, results, services.predictor, metrics, PacsClient(settings, pacs_transport))
+        stow = StowService(settings, results, services.predictor, metrics, PacsClient(settings, pacs_transport),
+                           audit=services.audit)
         services.stow = stow
         await stow.start()
+        retention = asyncio.get_running_loop().create_task(audit_retention(services.audit, settings))
         try:
             yield
         finally:
+            await cancel_and_wait(retention)
             await stow.stop()
             await jobs.stop()
             await batcher.stop()
             store.close()
             results.close()
+            if audit_store is not None:
+                services.audit = None
+                audit_store.close()
 
     app = FastAPI(
         title="CXR pneumonia screening",
@@ -148,6 +163,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     if settings.cors_origins:  # off unless origins are named
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    app.add_middleware(AuditMiddleware)  # inside the request context: records carry the request id
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import shutil
 import subprocess
@@ -359,6 +360,16 @@ def test_results_reach_the_pacs_after_retries(pacs_app):
     metrics = client.get("/metrics").text
     assert 'cxr_pacs_deliveries_total{outcome="retry"} 2.0' in metrics
     assert 'cxr_pacs_deliveries_total{outcome="delivered"} 1.0' in metrics
+    # the audit trail: the request, the instance's screening, the delivery (after the last attempt only)
+    trail = client.get("/audit").json()["records"]
+    assert [(r["kind"], r["outcome"]) for r in trail] == [
+        ("stow_request", "accepted"), ("stow_instance", "screened"), ("delivery", "delivered")]
+    request, screened, delivered = trail
+    assert request["status"] == 202 and request["detail"] == "1 instance(s): 1 accepted, 0 failed"
+    assert screened["result_id"] == row["id"] == delivered["result_id"] and screened["label"] == row["prediction"]
+    assert screened["input"]["format"] == "dicom" and len(screened["instance"]) == 64
+    assert delivered["extra"] == {"attempts": 3}
+    assert header(data).SOPInstanceUID not in json.dumps(trail) and "PID-8841" not in json.dumps(trail)
 
 
 def test_pacs_down_keeps_results_and_redelivers_on_request(settings):

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import datasets, dicomweb, health, metrics, models, predict, train
+from app.api.routes import audit, datasets, dicomweb, health, metrics, models, predict, train
 
 api_router = APIRouter()
-for module in (predict, dicomweb, train, datasets, health, models, metrics):
+for module in (predict, dicomweb, train, datasets, health, models, metrics, audit):
     api_router.include_router(module.router)

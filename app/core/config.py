@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     train_nice: int = Field(19, ge=0, le=19, description="CPU niceness of training workers (19: lowest priority)")
     train_queue_size: int = Field(4, ge=1, le=100, description="queued + running jobs before POST /train answers 429")
     min_images_per_class: int = Field(20, ge=1, description="422 for a training dataset with fewer")
+    audit: Literal["on", "off"] = Field("on", description="the audit trail (CXR_STATE_DIR/audit.sqlite3): one "
+                                        "hash-chained record per screening, refusal, error and delivery")
+    audit_retention_days: float | None = Field(None, gt=0, description="remove audit records older than this "
+                                               "(whole prefix of the chain, itself recorded); unset: keep all")
     calibration_min_per_class: int = Field(20, ge=5, description="422 for a site-calibration set with fewer images "
                                            "of either class (after the integrity check)")
     max_dataset_bytes: int = Field(2 * 1024**3, ge=1024, description="413 above this upload size for /datasets")

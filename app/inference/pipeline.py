@@ -43,6 +43,7 @@ INTEGRITY_OFF_WARNING = "the input-integrity check is off on this server (CXR_IN
 class PredictOutcome:
     prediction: Prediction
     heatmap: RenderedHeatmap | None
+    inference: "Inference"  # what the answer was built from (the audit trail records it)
 
 
 @dataclass(frozen=True)
@@ -179,4 +180,4 @@ class Predictor:
             integrity=None if inf.integrity is None else IntegrityReport.of(inf.integrity),
             warnings=list(inf.warnings),
         )
-        return PredictOutcome(prediction, rendered)
+        return PredictOutcome(prediction, rendered, inf)

@@ -18,6 +18,7 @@ import time
 
 from starlette.concurrency import run_in_threadpool
 
+from app.audit.trail import AuditTrail
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.pacs.client import PacsClient
@@ -34,11 +35,13 @@ def retry_delay(settings: Settings, attempts: int, *, retryable: bool = True) ->
 
 
 class Delivery:
-    def __init__(self, settings: Settings, store: ResultStore, metrics: Metrics, pacs: PacsClient) -> None:
+    def __init__(self, settings: Settings, store: ResultStore, metrics: Metrics, pacs: PacsClient, *,
+                 audit: AuditTrail | None = None) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
         self.pacs = pacs
+        self.audit = audit  # delivered / not delivered (after the last attempt) are recorded
         self._wake = asyncio.Event()
 
     @property
@@ -64,6 +67,10 @@ class Delivery:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 60.0))
 
+    def _audit(self, result_id: str, delivered: bool, attempts: int, detail: str | None) -> None:
+        if self.audit is not None:
+            self.audit.delivery(result_id, delivered=delivered, attempts=attempts, detail=detail)
+
     async def deliver(self, row: dict) -> None:
         result_id = row["id"]
         try:
@@ -72,6 +79,7 @@ class Delivery:
         except OSError:
             self.store.update(result_id, delivery="failed", delivery_error="result files are missing from disk")
             self.metrics.pacs_deliveries.labels("failed").inc()
+            self._audit(result_id, False, int(row["attempts"]), "result files are missing from disk")
             return
         outcome = await self.pacs.send(payloads)
         attempts = int(row["attempts"]) + 1
@@ -79,12 +87,14 @@ class Delivery:
             self.store.update(result_id, delivery="delivered", attempts=attempts, delivered_at=time.time(),
                               delivery_error=None, next_attempt_at=None)
             self.metrics.pacs_deliveries.labels("delivered").inc()
+            self._audit(result_id, True, attempts, None)
             log.info("PACS: result %s delivered (attempt %d)", result_id, attempts)
             return
         if attempts >= self.settings.pacs_max_attempts:
             self.store.update(result_id, delivery="failed", attempts=attempts, delivery_error=outcome.detail,
                               next_attempt_at=None)
             self.metrics.pacs_deliveries.labels("failed").inc()
+            self._audit(result_id, False, attempts, outcome.detail)
             log.error("PACS: result %s NOT delivered after %d attempts: %s (POST /dicomweb/results/%s/deliver "
                       "retries it)", result_id, attempts, outcome.detail, result_id)
             return

@@ -15,6 +15,8 @@ import time
 
 from starlette.concurrency import run_in_threadpool
 
+from app.audit.record import AuditOutcome
+from app.audit.trail import AuditTrail, ScreeningFacts, record_inference, record_refusal, screening_facts
 from app.core.aio import cancel_and_wait
 from app.core.config import Settings
 from app.pacs.intake import Eligible, check_instance
@@ -34,12 +36,13 @@ log = logging.getLogger(__name__)
 
 class StowService:
     def __init__(self, settings: Settings, store: ResultStore, predictor: Predictor, metrics: Metrics,
-                 pacs: PacsClient) -> None:
+                 pacs: PacsClient, *, audit: AuditTrail | None = None) -> None:
         self.settings = settings
         self.store = store
         self.predictor = predictor
         self.metrics = metrics
-        self.delivery = Delivery(settings, store, metrics, pacs)
+        self.audit = audit  # one record per processed instance (and per delivery outcome, in Delivery)
+        self.delivery = Delivery(settings, store, metrics, pacs, audit=audit)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._intake_lock = threading.Lock()  # duplicate check + insert are one step
@@ -124,12 +127,14 @@ class StowService:
                 log.exception("STOW-RS: unexpected error processing result %s", result_id)
                 self.store.update(result_id, state="failed", error="internal error while processing; see the server log")
 
-    async def _screen(self, data: bytes) -> DicomResults | NotEvaluatedReport:
+    async def _screen(self, data: bytes, facts: ScreeningFacts) -> DicomResults | NotEvaluatedReport:
         while True:
             try:
                 inf = await self.predictor.infer(data)
+                record_inference(facts, inf)
                 break
             except NotEvaluated as refused:  # the integrity check refused it: a report says so, no heatmap
+                record_refusal(facts, refused)
                 return await run_in_threadpool(build_not_evaluated, refused.dataset, refused.integrity.reason,
                                                *refused.model)
             except (QueueFull, NotReady):  # /predict traffic comes first; wait our turn
@@ -144,15 +149,19 @@ class StowService:
             return
         self.store.update(result_id, state="processing")
         data = await run_in_threadpool(path.read_bytes)
+        facts = screening_facts(data)
         try:
-            results = await self._screen(data)
+            results = await self._screen(data, facts)
         except CXRError as exc:  # unreadable pixels, attributes that cannot be copied: the instance's fault
+            facts.detail = exc.detail
+            self._audit(result_id, AuditOutcome.error, facts)
             self.store.update(result_id, state="failed", error=exc.detail)
             self.metrics.dicom_instances.labels("failed").inc()
             path.unlink(missing_ok=True)
             log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
             return
         if isinstance(results, NotEvaluatedReport):
+            self._audit(result_id, AuditOutcome.not_evaluated, facts)
             await self._not_evaluated(result_id, results)
             path.unlink(missing_ok=True)
             return
@@ -164,9 +173,14 @@ class StowService:
                           sr_sop_instance_uid=str(results.sr.SOPInstanceUID),
                           delivery="pending" if self.delivery.configured else "not_configured")
         path.unlink(missing_ok=True)
+        self._audit(result_id, AuditOutcome.screened, facts)
         self.metrics.dicom_instances.labels("done").inc()
         log.info("STOW-RS: result %s done (%s)", result_id, f.label)
         self.delivery.wake()
+
+    def _audit(self, result_id: str, outcome: AuditOutcome, facts: ScreeningFacts) -> None:
+        if self.audit is not None:
+            self.audit.stow_instance(result_id, outcome, facts)
 
     async def _not_evaluated(self, result_id: str, report: NotEvaluatedReport) -> None:
         await run_in_threadpool(self.store.save_outputs, result_id, None, to_part10(report.sr))

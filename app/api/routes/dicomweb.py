@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.audit.trail import ScreeningFacts
 from app.api.deps import AdminDep, PredictRoleDep, ResultsDep, SettingsDep, StowDep, UploadSlotsDep
 from app.dicom.multipart import check_related, encode_related, parse_related
 from app.dicom.stow_response import status_code, stow_response
@@ -52,6 +53,8 @@ async def _store(request: Request, stow: StowService, settings: Settings, slots:
     parts = parse_related(body, boundary)
     del body
     accepted, failed = await stow.accept(parts, study)
+    request.state.audit = ScreeningFacts(detail=f"{len(parts)} instance(s): {len(accepted)} accepted, "
+                                         f"{len(failed)} failed")
     status = status_code(accepted, failed)
     headers = {"Retry-After": str(settings.retry_after_s)} if status == 503 else None
     return JSONResponse(stow_response(accepted, failed), status_code=status, media_type=DICOM_JSON, headers=headers)

@@ -15,7 +15,9 @@ from app.pacs.outputs import build_results
 from app.inference.pipeline import Predictor
 from app.inference.upload import read_image_upload
 from app.core.config import Settings
-from models.errors import UnsupportedImageType
+from app.audit.trail import ScreeningFacts, record_inference, record_refusal, screening_facts
+from app.errors import NotEvaluated
+from models.errors import CXRError, UnsupportedImageType
 from models.imaging import ImageFormat, sniff_format
 
 router = APIRouter(tags=["predict"], dependencies=[PredictRoleDep])
@@ -72,12 +74,29 @@ async def predict_image(
 ) -> Prediction | Response:
     with slots.hold():
         data = await read_image_upload(request, settings.max_upload_bytes)
+    facts = request.state.audit = screening_facts(data)
+    try:
+        return await _answer(request, predictor, settings, data, facts, target=target, heatmap=heatmap,
+                             heatmap_format=heatmap_format, output=output, integrity=integrity)
+    except NotEvaluated as refused:
+        record_refusal(facts, refused)
+        raise
+    except CXRError as exc:
+        facts.detail = exc.detail
+        raise
+
+
+async def _answer(request: Request, predictor: Predictor, settings: Settings, data: bytes, facts: ScreeningFacts, *,
+                  target: Literal["PNEUMONIA", "NORMAL", "predicted"], heatmap: Literal["overlay", "mask", "none"],
+                  heatmap_format: Literal["png", "jpeg", "webp"], output: Literal["json", "dicom"],
+                  integrity: Literal["enforce", "report"]) -> Prediction | Response:
     if output == "dicom":
-        return await _dicom_output(predictor, settings, data, integrity)
+        return await _dicom_output(predictor, settings, data, integrity, facts)
     wants_image = "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", "")
     kind = "overlay" if wants_image and heatmap == "none" else heatmap
     outcome = await predictor.predict(data, target=target, heatmap=None if kind == "none" else kind,
                                       fmt="png" if wants_image else heatmap_format, integrity=integrity)
+    record_inference(facts, outcome.inference)
     p = outcome.prediction
     if wants_image and outcome.heatmap is not None:
         return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers=result_headers(
@@ -92,10 +111,11 @@ def result_headers(label: str, p_pneumonia: float, threshold: float, model: str)
 
 
 async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes,
-                        integrity: Literal["enforce", "report"]) -> Response:
+                        integrity: Literal["enforce", "report"], facts: ScreeningFacts) -> Response:
     if sniff_format(data) is not ImageFormat.dicom:
         raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
     inf = await predictor.infer(data, integrity=integrity)
+    record_inference(facts, inf)
     results = await run_in_threadpool(build_results, inf, alpha=settings.heatmap_alpha,
                                      compression=settings.dicom_sc_compression)
     body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded())))
