@@ -67,6 +67,14 @@ class DatasetNotFound(CXRError):
     """No dataset at this path under the data root."""
 
 
+class AuditRecordNotFound(CXRError):
+    """No audit record has this sequence number or input hash."""
+
+
+class NotScreened(CXRError):
+    """Feedback names an audit record that is not a screened image (a refusal, an error, a delivery)."""
+
+
 class PathNotAllowed(CXRError):
     """A dataset path is absolute, climbs out of the data root, or the data root is not configured."""
 
@@ -90,6 +98,8 @@ STATUS: dict[type[CXRError] | type[ServiceError], int] = {
     JobNotFound: 404,
     DatasetNotFound: 404,
     ResultNotFound: 404,
+    AuditRecordNotFound: 404,
+    NotScreened: 422,
     PathNotAllowed: 400,
     NotReady: 503,
     NotEvaluated: 422,

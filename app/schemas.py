@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from app.pacs.results import DeliveryState, ResultState
 from app.training.store import JobKind, JobState
@@ -225,3 +225,35 @@ class DicomResult(BaseModel):
 class DicomResultList(BaseModel):
     study_instance_uid: str | None
     results: list[DicomResult]
+
+
+class FeedbackRequest(BaseModel):
+    """POST /feedback: a reader's verdict on one screened image, named by its audit record or its bytes' hash."""
+
+    model_config = {"extra": "forbid"}
+
+    record: int | None = Field(None, ge=1, description="the audit record's seq (GET /audit)")
+    input_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
+                                     description="SHA-256 of the screened file: its newest screening is meant")
+    label: Label = Field(description="the reader's verdict")
+    reader: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[\w.@:/ -]+$",
+                               description="who read it (default: the API key's id); a later verdict by the same "
+                               "reader replaces the earlier one")
+    comment: str | None = Field(None, max_length=2000, description="kept with the verdict, never in the trail "
+                                "(which holds its SHA-256)")
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> "FeedbackRequest":
+        if (self.record is None) == (self.input_sha256 is None):
+            raise ValueError("give exactly one of record or input_sha256")
+        return self
+
+
+class FeedbackResponse(BaseModel):
+    record: int = Field(description="the screening record the verdict is about")
+    reader: str
+    label: Label
+    model_label: str | None = Field(description="what the model said")
+    agrees: bool
+    replaced: bool = Field(description="true when it replaced this reader's earlier verdict")
+    audit_seq: int = Field(description="the trail record of this verdict")

@@ -247,3 +247,45 @@ def test_the_store_filter_by_kind(tmp_path):
 def test_default_settings_keep_the_trail():
     s = Settings()
     assert s.audit == "on" and s.audit_retention_days is None
+
+
+def test_feedback_replaces_a_readers_verdict_and_the_trail_keeps_both(client):
+    assert client.post("/predict", files={"file": ("a.png", PNG)}).status_code == 200
+    assert client.post("/predict", files={"file": ("a.txt", b"hello")}).status_code == 415
+    screened, rejected = _records(client)
+    first = client.post("/feedback", json={"record": screened["seq"], "label": "PNEUMONIA", "reader": "dr-a",
+                                           "comment": "left lower lobe, see Smith"})
+    assert first.status_code == 201, first.text
+    assert first.json() | {"audit_seq": 0} == {"record": screened["seq"], "reader": "dr-a", "label": "PNEUMONIA",
+                                               "model_label": screened["label"], "replaced": False, "audit_seq": 0,
+                                               "agrees": screened["label"] == "PNEUMONIA"}
+    again = client.post("/feedback", json={"record": screened["seq"], "label": "NORMAL", "reader": "dr-a"})
+    assert again.status_code == 200 and again.json()["replaced"] is True
+    by_hash = client.post("/feedback", json={"input_sha256": screened["input"]["sha256"], "label": "NORMAL"})
+    assert by_hash.status_code == 201 and by_hash.json()["reader"] == "anonymous"
+    verdicts = _records(client, kind="feedback")
+    assert [(v["label"], v["extra"]["reader"]) for v in verdicts] == [
+        ("PNEUMONIA", "dr-a"), ("NORMAL", "dr-a"), ("NORMAL", "anonymous")]
+    assert verdicts[0]["extra"]["comment_sha256"] == hashlib.sha256(b"left lower lobe, see Smith").hexdigest()
+    assert "Smith" not in client.get("/audit/export").text  # the comment is not in the trail
+    store = client.app.state.services.audit.store
+    assert sorted(store.feedback_since("2000-01-01")) == [(screened["seq"], "anonymous", "NORMAL"),
+                                                          (screened["seq"], "dr-a", "NORMAL")]
+
+
+@pytest.mark.parametrize("body,status,detail", [
+    ({"record": 999, "label": "NORMAL"}, 404, "no audit record 999"),
+    ({"input_sha256": "0" * 64, "label": "NORMAL"}, 404, "no screened image with input sha256"),
+    ({"record": 2, "label": "NORMAL"}, 422, "is a predict record with outcome rejected, not a screened image"),
+    ({"record": 1, "label": "maybe"}, 422, "invalid request: body.label"),
+    ({"label": "NORMAL"}, 422, "give exactly one of record or input_sha256"),
+    ({"record": 1, "input_sha256": "0" * 64, "label": "NORMAL"}, 422, "give exactly one of record or input_sha256"),
+    ({"record": 1, "label": "NORMAL", "reader": "x" * 65}, 422, "invalid request: body.reader"),
+])
+def test_bad_feedback_is_refused_with_a_reason(client, body, status, detail):
+    client.post("/predict", files={"file": ("a.png", PNG)})
+    client.post("/predict", files={"file": ("a.txt", b"hello")})
+    r = client.post("/feedback", json=body)
+    assert r.status_code == status, r.text
+    assert detail in r.json()["detail"]
+    assert _records(client, kind="feedback") == []

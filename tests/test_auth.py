@@ -37,6 +37,8 @@ def test_health_is_open_and_predict_needs_a_key(keyed):
     ("get", "/train", None),
     ("post", "/models/tiny/activate", None),
     ("post", "/models/tiny/calibrate", {"dataset": "x"}),
+    ("get", "/audit", None),
+    ("get", "/audit/export", None),
     ("get", "/datasets", None),
     ("delete", "/datasets/abc", None),
 ])

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import audit, datasets, dicomweb, health, metrics, models, predict, train
+from app.api.routes import audit, datasets, dicomweb, feedback, health, metrics, models, predict, train
 
 api_router = APIRouter()
-for module in (predict, dicomweb, train, datasets, health, models, metrics, audit):
+for module in (predict, dicomweb, train, datasets, health, models, metrics, audit, feedback):
     api_router.include_router(module.router)

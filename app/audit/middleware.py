@@ -19,7 +19,7 @@ AUDITED = {("POST", "/predict"): AuditKind.predict,
            ("POST", "/dicomweb/studies/{study}"): AuditKind.stow_request}
 
 
-def _caller(principal: Any) -> str:
+def caller_of(principal: Any) -> str:
     return "anonymous" if principal is None else f"key:{principal.key_id}/{principal.role}"
 
 
@@ -51,7 +51,7 @@ class AuditMiddleware:
                 try:
                     trail.http(kind=kind, route=scope["route"].path, status=status,
                                latency_ms=(time.perf_counter() - start) * 1000, request_id=request_id.get(),
-                               caller=_caller(state.get("principal")) if "principal" in state else None,
+                               caller=caller_of(state.get("principal")) if "principal" in state else None,
                                client=client[0] if client else None, facts=state.get("audit"))
                 except Exception:  # the answer has been sent; a failed record is logged loudly, never silent
                     log.exception("audit trail: could not record %s %s (status %d)", scope["method"],

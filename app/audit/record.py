@@ -23,6 +23,7 @@ class AuditKind(str, Enum):
     stow_request = "stow_request"  # one STOW-RS HTTP request (its instances get their own records)
     stow_instance = "stow_instance"  # one received instance, screened in the background
     delivery = "delivery"  # the outcome of sending a result to the PACS
+    feedback = "feedback"  # a reader's verdict on a screened image (POST /feedback)
     retention = "retention"  # old records were removed; says which, and the hash to continue from
 
 
@@ -34,6 +35,7 @@ class AuditOutcome(str, Enum):
     error = "error"  # a 5xx or a failure while processing
     delivered = "delivered"
     delivery_failed = "delivery_failed"
+    recorded = "recorded"  # feedback
     pruned = "pruned"
 
 

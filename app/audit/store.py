@@ -43,6 +43,15 @@ CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 CREATE INDEX IF NOT EXISTS audit_outcome ON audit (outcome, seq);
 CREATE INDEX IF NOT EXISTS audit_model ON audit (model, seq);
 CREATE INDEX IF NOT EXISTS audit_input ON audit (input_sha256, seq);
+CREATE TABLE IF NOT EXISTS feedback (
+    record_seq INTEGER NOT NULL,
+    reader TEXT NOT NULL,
+    label TEXT NOT NULL,
+    comment TEXT,
+    time TEXT NOT NULL,
+    audit_seq INTEGER NOT NULL,
+    PRIMARY KEY (record_seq, reader)
+);
 """ + _GUARDS
 
 
@@ -97,6 +106,34 @@ class AuditStore:
                  record.input.sha256 if record.input else None, text, digest))
             self._seq, self._hash = record.seq, digest
             return record.model_copy(update={"hash": digest})
+
+    def get(self, seq: int) -> AuditRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT body, hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else _record(row)
+
+    def latest_screening(self, input_sha256: str) -> AuditRecord | None:
+        """The newest screened record of these input bytes."""
+        with self._lock:
+            row = self._db.execute("SELECT body, hash FROM audit WHERE input_sha256 = ? AND outcome = 'screened' "
+                                   "ORDER BY seq DESC LIMIT 1", (input_sha256,)).fetchone()
+        return None if row is None else _record(row)
+
+    def save_feedback(self, record_seq: int, reader: str, label: str, comment: str | None, audit_seq: int) -> bool:
+        """The reader's current verdict on a record (a later one replaces it); True when it replaced one."""
+        with self._lock:
+            replaced = self._db.execute("SELECT 1 FROM feedback WHERE record_seq = ? AND reader = ?",
+                                        (record_seq, reader)).fetchone() is not None
+            self._db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
+                             (record_seq, reader, label, comment, utc_now(), audit_seq))
+        return replaced
+
+    def feedback_since(self, since: str) -> list[tuple[int, str, str]]:
+        """(record_seq, reader, label) of the current verdicts on records at or after ``since``."""
+        with self._lock:
+            rows = self._db.execute("SELECT f.record_seq, f.reader, f.label FROM feedback f JOIN audit a "
+                                    "ON a.seq = f.record_seq WHERE a.time >= ?", (since,)).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def page(self, flt: AuditFilter, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         """Records matching ``flt`` with seq > ``after``, oldest first (cursor pagination by seq)."""
