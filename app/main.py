@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.main import api_router
 from app.audit.middleware import AuditMiddleware
+from app.audit.monitoring import refresh_loop
 from app.audit.store import AuditStore
 from app.audit.trail import AuditTrail, audit_retention, load_salt
 from app.core.aio import cancel_and_wait
@@ -133,11 +134,15 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
                            audit=services.audit)
         services.stow = stow
         await stow.start()
-        retention = asyncio.get_running_loop().create_task(audit_retention(services.audit, settings))
+        loop = asyncio.get_running_loop()
+        background = [loop.create_task(audit_retention(services.audit, settings))]
+        if audit_store is not None:
+            background.append(loop.create_task(refresh_loop(audit_store, registry.entries, metrics)))
         try:
             yield
         finally:
-            await cancel_and_wait(retention)
+            for task in background:
+                await cancel_and_wait(task)
             await stow.stop()
             await jobs.stop()
             await batcher.stop()

@@ -72,6 +72,19 @@ class SiteCalibration(BaseModel):
     created: str
 
 
+class ScoreReference(BaseModel):
+    """The distribution of P(PNEUMONIA) the model gives on images like the deployment's, at its operating
+    point: what drift monitoring (GET /monitoring) compares live scores with (population stability index)."""
+
+    data: str = Field(description="the images it was measured on")
+    n: int
+    bin_edges: list[float] = Field(description="equal-width bins of P(PNEUMONIA) over [0, 1]")
+    fractions: list[float] = Field(description="share of images per bin")
+    positive_rate: float = Field(description="share called PNEUMONIA at the card's threshold")
+    expected_positive_rate: tuple[float, float] = Field(
+        description="the band outside which a live positive rate is flagged: from rate / 1.5 to rate x 1.5")
+
+
 class TrainingInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -116,6 +129,8 @@ class ModelCard(BaseModel):
     calibration: SiteCalibration | None = Field(
         None, description="versions calibrated on a site's images (cxr calibrate, POST /models/{name}/calibrate): "
         "what fitted the operating point and its cross-fitted figures")
+    reference: ScoreReference | None = Field(
+        None, description="P(PNEUMONIA) distribution on images like the deployment's (site calibration writes it)")
     intended_use: str = INTENDED_USE
     limitations: str = LIMITATIONS
     data_license: str = "Kermany et al., Cell 2018, CC BY 4.0"

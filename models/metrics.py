@@ -140,3 +140,31 @@ def fit_calibration(logits: torch.Tensor, labels: torch.Tensor, method: str) -> 
     if method == "platt":
         return fit_platt(logits, labels)
     raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
+
+
+def score_fractions(p: np.ndarray, bins: int = 10) -> list[float]:
+    """Share of scores in each of ``bins`` equal-width bins over [0, 1] (1.0 falls in the last)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    if len(p) == 0:
+        return [0.0] * bins
+    counts = np.bincount(np.minimum((p * bins).astype(int), bins - 1), minlength=bins)
+    return [round(float(c) / len(p), 6) for c in counts]
+
+
+def population_stability_index(reference: list[float], current: list[float], *, floor: float = 1e-4) -> float:
+    """PSI = sum (c - r) ln(c / r) over bins, empty bins floored at ``floor``. Rule of thumb: < 0.1 stable,
+    0.1-0.2 moderate shift, > 0.2 a shift worth investigating."""
+    r = np.maximum(np.asarray(reference, dtype=np.float64), floor)
+    c = np.maximum(np.asarray(current, dtype=np.float64), floor)
+    return float(((c - r) * np.log(c / r)).sum())
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion; (nan, nan) when n is 0."""
+    if n == 0:
+        return float("nan"), float("nan")
+    phat = successes / n
+    denom = 1 + z * z / n
+    centre = (phat + z * z / (2 * n)) / denom
+    half = z * np.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

@@ -23,14 +23,14 @@ from typing import Any
 
 import torch
 
-from models.card import ModelCard, SiteCalibration, SplitMetrics, write_atomic, write_card
+from models.card import ModelCard, ScoreReference, SiteCalibration, SplitMetrics, write_atomic, write_card
 from models.card_markdown import write_markdown
 from models.crossfit import METRICS, cross_fit
 from models.data import TensorDataset, load_tensors, patient_id, scan_class_folders
 from models.errors import DatasetError
 from models.evaluate import evaluation_folder
 from models.inference import calibrated_p_pneumonia, predict_logits
-from models.metrics import fit_calibration, screening_threshold, summarize
+from models.metrics import fit_calibration, score_fractions, screening_threshold, summarize
 from models.registry import CLASSES
 from models.weights import LoadedModel, load_model
 
@@ -119,6 +119,11 @@ def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor
         command=command, created=now.isoformat(timespec="seconds"),
     )
     oof = SplitMetrics(n=len(y), **{m: crossed[m]["value"] for m in METRICS}, threshold=round(threshold, 6))
+    p_new = calibrated_p_pneumonia(logits, temperature, bias).numpy()
+    rate = float((p_new >= threshold).mean())
+    reference = ScoreReference(data=data_label, n=len(y), bin_edges=[i / 10 for i in range(11)],
+                               fractions=score_fractions(p_new), positive_rate=round(rate, 4),
+                               expected_positive_rate=(round(rate / 1.5, 4), round(min(1.0, rate * 1.5), 4)))
     return old.model_copy(update={
         "version": version or f"{old.version}+cal.{now.strftime('%Y%m%d%H%M%S')}",
         "temperature": temperature, "bias": bias, "threshold": threshold,
@@ -128,6 +133,7 @@ def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor
         "created": now.isoformat(timespec="seconds"),
         "metrics": {"calibration_out_of_fold": oof},
         "calibration": calibration,
+        "reference": reference,
         "limitations": LIMITATIONS,
     })
 

@@ -86,6 +86,10 @@ def test_a_calibrated_version_keeps_the_weights_and_reports_cross_fitted_figures
     positives = sorted(float(r["p_pneumonia"]) for r in rows if r["label"] == "PNEUMONIA")
     assert sum(p >= card.threshold for p in positives) >= 0.95 * 24  # sensitivity kept on the fitting images
     assert "## Site calibration" in (out / "MODEL_CARD.md").read_text()
+    ref = card.reference  # what drift monitoring compares live scores with
+    assert ref is not None and ref.n == 48 and sum(ref.fractions) == pytest.approx(1.0, abs=1e-4)
+    assert ref.positive_rate == pytest.approx(sum(float(r["p_pneumonia"]) >= card.threshold for r in rows) / 48, abs=1e-4)
+    assert ref.expected_positive_rate == (round(ref.positive_rate / 1.5, 4), round(min(1.0, ref.positive_rate * 1.5), 4))
 
     with pytest.raises(DatasetError, match="exists and is not empty"):
         site_calibrate(model, site, out, command="again", min_per_class=20)

@@ -26,6 +26,14 @@ class Metrics:
                                        "(delivered, retry, failed)", ["outcome"], registry=r)
         self.integrity = Counter("cxr_integrity_total", "integrity check outcomes (accepted, or the refusal: modality, "
                                  "body_part, lateral_view, not_frontal_chest)", ["outcome"], registry=r)
+        self.monitor_positive_rate = Gauge("cxr_monitor_positive_rate", "share called PNEUMONIA over the monitoring "
+                                           "window (GET /monitoring, default 7d)", ["model", "version"], registry=r)
+        self.monitor_refusal_rate = Gauge("cxr_monitor_refusal_rate", "share refused by the integrity check over the "
+                                          "monitoring window", ["model", "version"], registry=r)
+        self.monitor_psi = Gauge("cxr_monitor_psi", "population stability index of P(PNEUMONIA) against the card's "
+                                 "reference over the monitoring window", ["model", "version"], registry=r)
+        self.monitor_drift = Gauge("cxr_monitor_drift", "1 when GET /monitoring flags drift", ["model", "version"],
+                                   registry=r)
         self.model_info = Info("cxr_active_model", "the model that serves /predict", registry=r)
 
     def set_active(self, name: str, version: str, sha256: str, device: str) -> None:
