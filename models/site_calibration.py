@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from models.card import ModelCard, ScoreReference, SiteCalibration, SplitMetrics, write_atomic, write_card
-from models.card_markdown import write_markdown
+from models.card import CARD_FILE, ModelCard, ScoreReference, SiteCalibration, SplitMetrics, write_atomic, write_card
+from models.card_markdown import MARKDOWN_FILE, write_markdown
 from models.crossfit import METRICS, cross_fit
 from models.data import TensorDataset, load_tensors, patient_id, scan_class_folders
 from models.errors import DatasetError
@@ -36,6 +36,8 @@ from models.weights import LoadedModel, load_model
 
 MIN_PER_CLASS = 20  # below this a 95 %-sensitivity threshold rests on one or two positives per fold
 PREDICTIONS_FILE = "calibration_predictions.csv"
+# written anew, or (test_predictions.csv) made stale by the new operating point, so not carried over
+REWRITTEN = {CARD_FILE, MARKDOWN_FILE, PREDICTIONS_FILE, "test_predictions.csv"}
 LIMITATIONS = (
     "Not a diagnosis and not a medical device. Not validated on adults, lateral or PA views, or other findings "
     "(tuberculosis, COVID-19, effusion). The probabilities and threshold were fitted on the labelled images named "
@@ -114,8 +116,10 @@ def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor
         unreadable=len(ds.skipped), method=method, min_sensitivity=min_sensitivity, folds=k,
         patients=crossed["patients"], out_of_fold={m: crossed[m] for m in METRICS}, fold_fits=crossed["fitted"],
         previous={"temperature": old.temperature, "bias": old.bias, "threshold": old.threshold,
+                  "operating_point": old.operating_point,
                   "figures_on_these_images": {m: previous[m] for m in ("n", "auroc", "accuracy", "sensitivity",
-                                                                       "specificity", "ece")}},
+                                                                       "specificity", "ece")},
+                  "metrics": {k: v.model_dump(mode="json") for k, v in old.metrics.items()}},
         command=command, created=now.isoformat(timespec="seconds"),
     )
     oof = SplitMetrics(n=len(y), **{m: crossed[m]["value"] for m in METRICS}, threshold=round(threshold, 6))
@@ -160,6 +164,10 @@ def publish(model_dir: Path, out: Path, card: ModelCard, predictions: bytes) -> 
     staging.mkdir(parents=True)
     try:
         shutil.copy2(model_dir / card.weights_file, staging / card.weights_file)
+        if out.resolve() == model_dir.resolve():  # in place: the history (train.log, ...) stays with the weights
+            for extra in model_dir.iterdir():
+                if extra.is_file() and extra.name not in REWRITTEN:
+                    shutil.copy2(extra, staging / extra.name)
         write_card(staging, card)
         write_markdown(staging, card)
         write_atomic(staging / PREDICTIONS_FILE, predictions)

@@ -32,15 +32,22 @@ def test_card_is_valid_and_complete(name):
     assert (folder / card.weights_file).stat().st_size < 50 * 1024 * 1024
     assert card.weights_file.endswith(".safetensors")
     assert 0 < card.threshold < 1 and card.temperature > 0
-    assert {"val", "test"} <= set(card.metrics)
     assert card.training.command.startswith(("cxr train", "cxr soup"))
     if card.training.command.startswith("cxr soup"):  # every member was trained by a recorded command
         members = card.training.model_extra["members"]
         assert len(members) >= 2 and all(m["command"].startswith("cxr train") for m in members)
         assert all(len(m["sha256"]) == 64 for m in members)
-    assert card.operating_point and "sensitivity >= 0.95" in card.operating_point
     assert "not a diagnosis" in card.limitations.lower() or "not a medical device" in card.limitations.lower()
-    assert (folder / "test_predictions.csv").is_file()
+    if card.calibration is not None:  # site-calibrated: fitted on named images, figures cross-fitted
+        c = card.calibration
+        assert set(card.metrics) == {"calibration_out_of_fold"} and c.folds >= 2 and sum(c.counts.values()) >= 40
+        assert c.command.startswith("cxr calibrate") and "val" in c.previous["metrics"]
+        assert card.reference is not None and (folder / "calibration_predictions.csv").is_file()
+        assert "cross-fitted" in card.operating_point and "independent estimate needs other data" in card.limitations
+    else:
+        assert {"val", "test"} <= set(card.metrics)
+        assert card.operating_point and "sensitivity >= 0.95" in card.operating_point
+        assert (folder / "test_predictions.csv").is_file()
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -51,7 +58,9 @@ def test_readable_model_card_is_in_sync_with_card_json(name):
     assert text == render_markdown(card), f"regenerate with: cxr card --model {name} --write"
     assert text.startswith(f"# Model card: {name} {card.version}\n")
     assert f"**{card.threshold:.4f}**" in text and card.sha256 in text and "Not a diagnosis" in text
-    assert f"| shared test split | {card.metrics['test'].n} | {card.metrics['test'].auroc:.4f} |" in text
+    split, title = (("calibration_out_of_fold", "calibration images, cross-fitted (out of fold)") if card.calibration
+                    else ("test", "shared test split"))
+    assert f"| {title} | {card.metrics[split].n} | {card.metrics[split].auroc:.4f} |" in text
 
 
 @pytest.mark.parametrize("name", SHIPPED)

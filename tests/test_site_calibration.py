@@ -97,12 +97,15 @@ def test_a_calibrated_version_keeps_the_weights_and_reports_cross_fitted_figures
 
 def test_calibrating_in_place_replaces_the_folder_whole(tmp_path, site):
     model = make_model_dir(tmp_path / "m", image_size=64)
+    (model / "train.log").write_text("epoch 1 ...")
+    (model / "test_predictions.csv").write_text("file,label,p_pneumonia,predicted\n")  # the old operating point's
     digest = sha256_file(model / "model.safetensors")
     card = site_calibrate(model, site, model, command="in place", version="2.0.0", method="temperature",
                           min_per_class=20)
     assert read_card(model).version == "2.0.0" and card.bias == 0.0 and card.calibration.method == "temperature"
     assert sha256_file(model / "model.safetensors") == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging or previous folder left behind
+    assert (model / "train.log").read_text() == "epoch 1 ..." and not (model / "test_predictions.csv").exists()
 
 
 def test_images_the_integrity_check_refuses_are_left_out_and_counted(tmp_path, site):
