@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.audit.inputs import InputKeeper
 from app.audit.trail import AuditTrail
 from app.core.config import Settings
 from app.core.metrics import Metrics
@@ -34,3 +35,4 @@ class Services:
     results: ResultStore | None = None
     stow: StowService | None = None
     audit: AuditTrail | None = None  # None: CXR_AUDIT=off (or not started yet)
+    inputs: InputKeeper | None = None  # None unless CXR_KEEP_INPUTS_DAYS is set

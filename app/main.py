@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.main import api_router
 from app.audit.middleware import AuditMiddleware
+from app.audit.inputs import InputKeeper
 from app.audit.monitoring import refresh_loop
 from app.audit.store import AuditStore
 from app.audit.trail import AuditTrail, audit_retention, load_salt
@@ -119,6 +120,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             if settings.audit == "on":
                 audit_store = AuditStore(settings.state_dir / "audit.sqlite3")
                 services.audit = AuditTrail(audit_store, load_salt(settings.state_dir))
+            if settings.keep_inputs_days:
+                services.inputs = InputKeeper(settings.state_dir / "inputs", settings.keep_inputs_days)
         except (CXRError, ServiceError) as exc:
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
@@ -131,11 +134,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         jobs.start()
         services.results = results
         stow = StowService(settings, results, services.predictor, metrics, PacsClient(settings, pacs_transport),
-                           audit=services.audit)
+                           audit=services.audit, inputs=services.inputs)
         services.stow = stow
         await stow.start()
         loop = asyncio.get_running_loop()
-        background = [loop.create_task(audit_retention(services.audit, settings))]
+        background = [loop.create_task(audit_retention(services.audit, settings, services.inputs))]
         if audit_store is not None:
             background.append(loop.create_task(refresh_loop(audit_store, registry.entries, metrics)))
         try:

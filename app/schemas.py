@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
 
@@ -186,6 +186,8 @@ class RejectedFile(BaseModel):
 class Dataset(BaseModel):
     id: str
     filename: str | None
+    source: dict[str, Any] | None = Field(None, description="datasets built from feedback: the selection and what "
+                                          "was left out (conflicting verdicts, images no longer kept)")
     created_at: str
     counts: dict[str, dict[str, int]] = Field(description="split (train, val) -> class -> valid images")
     rejected_count: int
@@ -257,3 +259,28 @@ class FeedbackResponse(BaseModel):
     agrees: bool
     replaced: bool = Field(description="true when it replaced this reader's earlier verdict")
     audit_seq: int = Field(description="the trail record of this verdict")
+
+
+class FeedbackDatasetRequest(BaseModel):
+    """POST /datasets/from-feedback: the kept images readers labelled, as a NORMAL/ + PNEUMONIA/ dataset."""
+
+    model_config = {"extra": "forbid"}
+
+    since: datetime | None = Field(None, description="screenings at or after this time (ISO 8601)")
+    until: datetime | None = Field(None, description="screenings before this time")
+    model: str | None = Field(None, max_length=200, description="only screenings by this model (name or name@version)")
+    reader: str | None = Field(None, max_length=64, description="only this reader's verdicts")
+
+    def since_iso(self) -> str | None:
+        return _iso(self.since)
+
+    def until_iso(self) -> str | None:
+        return _iso(self.until)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

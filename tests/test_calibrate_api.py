@@ -108,3 +108,41 @@ def test_bad_calibration_requests_are_refused_before_queuing(cal_settings, name,
         assert detail in r.json()["detail"]
         assert str(cal_settings.data_root) not in r.text  # never a server path
         assert c.get("/train").json()["total"] == 0
+
+
+def test_reader_feedback_becomes_a_calibration_set(settings):
+    """Screen, let readers label, build a dataset from their verdicts, calibrate on it: the loop a site runs."""
+    s = settings.model_copy(update={"keep_inputs_days": 30, "calibration_min_per_class": 20})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        for i in range(45):
+            png = encode(chest_like(96, 96, seed=100 + i, opacity=1.0 if i % 2 else 0.0))
+            assert c.post("/predict?heatmap=none", files={"file": (f"{i}.png", png)}).status_code == 200
+        seqs = [r["seq"] for r in c.get("/audit", params={"kind": "predict", "limit": 100}).json()["records"]]
+        assert len(seqs) == 45
+        r = c.post("/datasets/from-feedback", json={})
+        assert r.status_code == 422 and "needs at least 20 images per class" in r.json()["detail"]
+        for i, seq in enumerate(seqs[:44]):
+            label = "PNEUMONIA" if i % 2 else "NORMAL"
+            assert c.post("/feedback", json={"record": seq, "label": label, "reader": "dr-a"}).status_code == 201
+        # two readers disagree on the last one: left out
+        c.post("/feedback", json={"record": seqs[44], "label": "NORMAL", "reader": "dr-a"})
+        c.post("/feedback", json={"record": seqs[44], "label": "PNEUMONIA", "reader": "dr-b"})
+        r = c.post("/datasets/from-feedback", json={"model": "tiny"})
+        assert r.status_code == 201, r.text
+        ds = r.json()
+        assert ds["counts"] == {"train": {"NORMAL": 22, "PNEUMONIA": 22}}
+        assert ds["source"] | {"verdicts": 0} == {"kind": "feedback", "model": "tiny", "verdicts": 0, "conflicting": 1,
+                                                  "not_kept": 0, "duplicates": 0}
+        assert c.post("/datasets/from-feedback", json={"reader": "dr-b"}).status_code == 422  # one case only
+        job = c.post("/models/tiny/calibrate", json={"dataset": ds["id"]}).json()
+        done = _wait(c, job["id"])
+        assert done["state"] == "succeeded", done
+        card = {m["name"]: m for m in c.get("/models").json()["models"]}[done["model"]]["card"]
+        assert card["calibration"]["counts"] == {"NORMAL": 22, "PNEUMONIA": 22}
+    kept = list((s.state_dir / "inputs").glob("*/*.png"))
+    assert len(kept) == 45 and all(oct(p.stat().st_mode & 0o777) == "0o600" for p in kept)
+
+
+def test_feedback_datasets_need_kept_inputs(client):
+    r = client.post("/datasets/from-feedback", json={})
+    assert r.status_code == 503 and "CXR_KEEP_INPUTS_DAYS" in r.json()["detail"]

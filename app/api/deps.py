@@ -6,6 +6,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
+from app.audit.inputs import InputKeeper
 from app.container import Services
 from app.core.config import Settings
 from app.core.ratelimit import UploadSlots
@@ -65,6 +66,10 @@ def get_results(request: Request) -> ResultStore:
     return _started(get_services(request).results, "the DICOM result store")
 
 
+def get_inputs(request: Request) -> InputKeeper | None:
+    return get_services(request).inputs
+
+
 def get_upload_slots(request: Request) -> UploadSlots:
     return get_services(request).upload_slots
 
@@ -110,6 +115,7 @@ DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 StowDep = Annotated[StowService, Depends(get_stow)]
 ResultsDep = Annotated[ResultStore, Depends(get_results)]
 UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
+InputsDep = Annotated[InputKeeper | None, Depends(get_inputs)]
 AdminDep = Depends(require_admin)
 PredictRoleDep = Depends(require_predict)
 MetricsAuthDep = Depends(require_metrics)

@@ -6,11 +6,13 @@ name a patient; the trail must not)."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
+from app.audit.inputs import InputKeeper
 from app.audit.record import AuditKind, AuditOutcome, AuditRecord
 from app.audit.trail import AuditTrail
 from app.errors import AuditRecordNotFound, NotScreened
-from app.schemas import FeedbackRequest, FeedbackResponse
+from app.schemas import FeedbackDatasetRequest, FeedbackRequest, FeedbackResponse
 
 SCREENING_KINDS = (AuditKind.predict, AuditKind.stow_instance)
 
@@ -42,3 +44,33 @@ def give_feedback(trail: AuditTrail, body: FeedbackRequest, caller: str) -> Feed
     replaced = trail.store.save_feedback(record.seq, reader, body.label.value, body.comment, logged.seq)
     return FeedbackResponse(record=record.seq, reader=reader, label=body.label, model_label=record.label,
                             agrees=record.label == body.label.value, replaced=replaced, audit_seq=logged.seq)
+
+
+def feedback_cases(trail: AuditTrail, keeper: InputKeeper, body: FeedbackDatasetRequest
+                   ) -> tuple[list[tuple[Path, str]], dict[str, int]]:
+    """The kept images readers gave a verdict on, each with its label; cases where readers disagree or
+    whose image is no longer kept are counted and left out."""
+    by_record: dict[int, tuple[str | None, set[str]]] = {}
+    for seq, reader, label, sha, model in trail.store.feedback_cases(body.since_iso(), body.until_iso()):
+        if body.reader and reader != body.reader:
+            continue
+        if body.model and model not in (body.model,) and not (model or "").startswith(body.model + "@"):
+            continue
+        by_record.setdefault(seq, (sha, set()))[1].add(label)
+    cases: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+    tally = {"verdicts": len(by_record), "conflicting": 0, "not_kept": 0, "duplicates": 0}
+    for sha, labels in by_record.values():
+        if len(labels) > 1:
+            tally["conflicting"] += 1
+            continue
+        path = keeper.find(sha) if sha else None
+        if path is None:
+            tally["not_kept"] += 1
+            continue
+        if sha in seen:  # the same image screened twice: one case
+            tally["duplicates"] += 1
+            continue
+        seen.add(sha)
+        cases.append((path, labels.pop()))
+    return cases, tally

@@ -135,6 +135,16 @@ class AuditStore:
                                     "ON a.seq = f.record_seq WHERE a.time >= ?", (since,)).fetchall()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
+    def feedback_cases(self, since: str | None, until: str | None) -> list[tuple[int, str, str, str | None, str | None]]:
+        """(record_seq, reader, label, input_sha256, model name@version) of the current verdicts on records
+        in [since, until)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT f.record_seq, f.reader, f.label, a.input_sha256, a.model FROM feedback f JOIN audit a "
+                "ON a.seq = f.record_seq WHERE a.time >= ? AND a.time < ? ORDER BY f.record_seq",
+                (since or "", until or "9999")).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), r[3], r[4]) for r in rows]
+
     def page(self, flt: AuditFilter, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         """Records matching ``flt`` with seq > ``after``, oldest first (cursor pagination by seq)."""
         where, args = ["seq > ?"], [after]

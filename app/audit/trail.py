@@ -142,13 +142,20 @@ def screening_facts(data: bytes) -> ScreeningFacts:
     return ScreeningFacts(input_sha256=hashlib.sha256(data).hexdigest(), input_format=fmt, input_bytes=len(data))
 
 
-async def audit_retention(trail: AuditTrail | None, settings: Any, *, every_s: float = 3600.0) -> None:
-    """At start and then hourly: remove records past CXR_AUDIT_RETENTION_DAYS (nothing when unset)."""
-    if trail is None or not settings.audit_retention_days:
+async def audit_retention(trail: AuditTrail | None, settings: Any, inputs: Any = None, *,
+                          every_s: float = 3600.0) -> None:
+    """At start and then hourly: remove records past CXR_AUDIT_RETENTION_DAYS and kept inputs past
+    CXR_KEEP_INPUTS_DAYS (nothing when unset)."""
+    if (trail is None or not settings.audit_retention_days) and inputs is None:
         return
     while True:
         try:
-            await run_in_threadpool(trail.prune, settings.audit_retention_days)
+            if trail is not None and settings.audit_retention_days:
+                await run_in_threadpool(trail.prune, settings.audit_retention_days)
+            if inputs is not None:
+                gone = await run_in_threadpool(inputs.expire)
+                if gone:
+                    log.info("kept inputs: %d older than %g days deleted", gone, inputs.days)
         except Exception:
             log.exception("audit trail: retention sweep failed")
         await asyncio.sleep(every_s)

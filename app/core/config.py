@@ -56,6 +56,9 @@ class Settings(BaseSettings):
                                         "hash-chained record per screening, refusal, error and delivery")
     audit_retention_days: float | None = Field(None, gt=0, description="remove audit records older than this "
                                                "(whole prefix of the chain, itself recorded); unset: keep all")
+    keep_inputs_days: float | None = Field(None, gt=0, description="keep the bytes of screened images this many "
+                                           "days (CXR_STATE_DIR/inputs) so reader feedback can become a calibration "
+                                           "set (POST /datasets/from-feedback); unset: keep nothing")
     calibration_min_per_class: int = Field(20, ge=5, description="422 for a site-calibration set with fewer images "
                                            "of either class (after the integrity check)")
     max_dataset_bytes: int = Field(2 * 1024**3, ge=1024, description="413 above this upload size for /datasets")

@@ -16,6 +16,7 @@ import time
 from starlette.concurrency import run_in_threadpool
 
 from app.audit.record import AuditOutcome
+from app.audit.inputs import InputKeeper
 from app.audit.trail import AuditTrail, ScreeningFacts, record_inference, record_refusal, screening_facts
 from app.core.aio import cancel_and_wait
 from app.core.config import Settings
@@ -36,12 +37,13 @@ log = logging.getLogger(__name__)
 
 class StowService:
     def __init__(self, settings: Settings, store: ResultStore, predictor: Predictor, metrics: Metrics,
-                 pacs: PacsClient, *, audit: AuditTrail | None = None) -> None:
+                 pacs: PacsClient, *, audit: AuditTrail | None = None, inputs: InputKeeper | None = None) -> None:
         self.settings = settings
         self.store = store
         self.predictor = predictor
         self.metrics = metrics
         self.audit = audit  # one record per processed instance (and per delivery outcome, in Delivery)
+        self.inputs = inputs  # screened instances kept for feedback (CXR_KEEP_INPUTS_DAYS)
         self.delivery = Delivery(settings, store, metrics, pacs, audit=audit)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
@@ -172,6 +174,8 @@ class StowService:
                           sc_sop_instance_uid=str(results.sc.SOPInstanceUID),
                           sr_sop_instance_uid=str(results.sr.SOPInstanceUID),
                           delivery="pending" if self.delivery.configured else "not_configured")
+        if self.inputs is not None and facts.input_sha256:
+            await run_in_threadpool(self.inputs.keep, facts.input_sha256, data, facts.input_format)
         path.unlink(missing_ok=True)
         self._audit(result_id, AuditOutcome.screened, facts)
         self.metrics.dicom_instances.labels("done").inc()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PredictorDep, PredictRoleDep, SettingsDep, UploadSlotsDep
+from app.api.deps import InputsDep, PredictorDep, PredictRoleDep, SettingsDep, UploadSlotsDep
 from app.schemas import ErrorResponse, Label, NotEvaluatedResponse, Prediction
 from app.dicom.multipart import encode_related
 from app.pacs.outputs import build_results
@@ -62,6 +62,7 @@ async def predict_image(
     predictor: PredictorDep,
     settings: SettingsDep,
     slots: UploadSlotsDep,
+    inputs: InputsDep,
     target: Literal["PNEUMONIA", "NORMAL", "predicted"] = Query("PNEUMONIA", description="class the heatmap explains"),
     heatmap: Literal["overlay", "mask", "none"] = Query("overlay", description="overlay, grayscale mask, or none (faster)"),
     heatmap_format: Literal["png", "jpeg", "webp"] = Query("png", description="encoding of the heatmap image"),
@@ -76,8 +77,11 @@ async def predict_image(
         data = await read_image_upload(request, settings.max_upload_bytes)
     facts = request.state.audit = screening_facts(data)
     try:
-        return await _answer(request, predictor, settings, data, facts, target=target, heatmap=heatmap,
-                             heatmap_format=heatmap_format, output=output, integrity=integrity)
+        answer = await _answer(request, predictor, settings, data, facts, target=target, heatmap=heatmap,
+                               heatmap_format=heatmap_format, output=output, integrity=integrity)
+        if inputs is not None and facts.input_sha256 and facts.label is not None:  # screened: kept for feedback
+            await run_in_threadpool(inputs.keep, facts.input_sha256, data, facts.input_format)
+        return answer
     except NotEvaluated as refused:
         record_refusal(facts, refused)
         raise

@@ -62,6 +62,27 @@ class DatasetStore:
                     gone.append(meta["id"])
         return gone
 
+    def create_from(self, cases: list[tuple[Path, str]], *, source: dict[str, Any]) -> dict[str, Any]:
+        """A dataset of existing image files (``cases``: file, class), copied into NORMAL/ and PNEUMONIA/."""
+        counts = {c: sum(label == c for _, label in cases) for c in CLASSES}
+        if min(counts.values()) < self.min_per_class:
+            raise DatasetError(f"dataset needs at least {self.min_per_class} images per class; the selection has "
+                               f"{counts} ({source})")
+        dataset_id = uuid.uuid4().hex[:12]
+        staging = self.root / f".staging-{dataset_id}"
+        try:
+            for cls in CLASSES:
+                (staging / cls).mkdir(parents=True)
+            for path, label in cases:
+                shutil.copyfile(path, staging / label / path.name)
+            meta = {"id": dataset_id, "filename": None, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "counts": {"train": counts}, "rejected_count": 0, "rejected": [], "source": source}
+            write_json_atomic(staging / META, meta)
+            os.replace(staging, self.root / dataset_id)
+            return meta
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def ingest(self, archive: Path, filename: str | None) -> dict[str, Any]:
         """Extract, validate every image with the /predict decoder, then rename into place."""
         dataset_id = uuid.uuid4().hex[:12]
