@@ -289,3 +289,14 @@ def test_bad_feedback_is_refused_with_a_reason(client, body, status, detail):
     assert r.status_code == status, r.text
     assert detail in r.json()["detail"]
     assert _records(client, kind="feedback") == []
+
+
+def test_two_processes_appending_to_one_file_build_one_chain(tmp_path):
+    path = tmp_path / "audit.sqlite3"
+    script = ("import sys\nfrom app.audit.record import AuditKind, AuditOutcome\nfrom app.audit.store import AuditStore\n"
+              "s = AuditStore(sys.argv[1])\nfor _ in range(200):\n"
+              "    s.append({'kind': AuditKind.predict, 'outcome': AuditOutcome.screened})\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=ROOT) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    report = verify_chain(path)
+    assert report.ok and report.records == 400 and report.last_seq == 400

@@ -2,9 +2,8 @@
 
 UPDATE and DELETE are refused by triggers; the only removal is retention (``prune``), which deletes
 a prefix of the chain and appends a ``retention`` record naming the last removed record's hash, so
-what remains still verifies. One writer per file: appends are serialised by a lock and the chain's
-head is kept in memory (read back from the file at open, so a crash loses at most the record that
-was being written).
+what remains still verifies. Each append reads the chain's head and inserts in one write transaction
+(serialised by SQLite, across processes too), so a crash loses at most the record being written.
 """
 
 from __future__ import annotations
@@ -79,8 +78,6 @@ class AuditStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = open_wal(self.path, SCHEMA)
-        last = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        self._seq, self._hash = (int(last["seq"]), str(last["hash"])) if last else (0, GENESIS)
 
     def close(self) -> None:
         self._db.close()
@@ -88,23 +85,35 @@ class AuditStore:
     @property
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the newest record: write it down elsewhere to detect a rewritten chain."""
-        return self._seq, self._hash
+        with self._lock:
+            last = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(last["seq"]), str(last["hash"])) if last else (0, GENESIS)
 
     def append(self, fields: dict[str, Any]) -> AuditRecord:
-        """Chain and store one record (``fields``: AuditRecord fields other than seq, prev_hash, hash)."""
+        """Chain and store one record (``fields``: AuditRecord fields other than seq, prev_hash, hash).
+        The head is read inside the write transaction, so several processes sharing the file still
+        build one chain."""
         with self._lock:
-            body = {k: v for k, v in fields.items() if v is not None}
-            body.setdefault("time", utc_now())
-            body.update(seq=self._seq + 1, prev_hash=self._hash)
-            record = AuditRecord(**body, hash="0" * 64)  # validates before anything is written
-            text = canonical(record.model_dump(mode="json", exclude={"hash"}, exclude_none=True))
-            digest = _sha256(text)
-            model = f"{record.model.name}@{record.model.version}" if record.model else None
-            self._db.execute(
-                "INSERT INTO audit (seq, time, kind, outcome, model, input_sha256, body, hash) VALUES (?,?,?,?,?,?,?,?)",
-                (record.seq, record.time, record.kind.value, record.outcome.value, model,
-                 record.input.sha256 if record.input else None, text, digest))
-            self._seq, self._hash = record.seq, digest
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                last = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, prev = (int(last["seq"]), str(last["hash"])) if last else (0, GENESIS)
+                body = {k: v for k, v in fields.items() if v is not None}
+                body.setdefault("time", utc_now())
+                body.update(seq=seq + 1, prev_hash=prev)
+                record = AuditRecord(**body, hash="0" * 64)  # validates before anything is written
+                text = canonical(record.model_dump(mode="json", exclude={"hash"}, exclude_none=True))
+                digest = _sha256(text)
+                model = f"{record.model.name}@{record.model.version}" if record.model else None
+                self._db.execute(
+                    "INSERT INTO audit (seq, time, kind, outcome, model, input_sha256, body, hash) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    (record.seq, record.time, record.kind.value, record.outcome.value, model,
+                     record.input.sha256 if record.input else None, text, digest))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             return record.model_copy(update={"hash": digest})
 
     def get(self, seq: int) -> AuditRecord | None:
@@ -184,8 +193,9 @@ class AuditStore:
         """Remove every record older than ``cutoff`` (ISO UTC) except the newest, then append a
         ``retention`` record saying what went and which hash the remaining chain continues from."""
         with self._lock:
+            newest = self._db.execute("SELECT MAX(seq) FROM audit").fetchone()[0] or 0
             row = self._db.execute("SELECT seq, hash FROM audit WHERE time < ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-                                   (cutoff, self._seq)).fetchone()
+                                   (cutoff, newest)).fetchone()
             if row is None:
                 return None
             through, anchor = int(row["seq"]), str(row["hash"])
