@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.main import api_router
-from app.audit.middleware import AuditMiddleware
+from app.audit.http_records import record_request
 from app.audit.inputs import InputKeeper
 from app.audit.monitoring import refresh_loop
 from app.audit.store import AuditStore
@@ -171,8 +171,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     if settings.cors_origins:  # off unless origins are named
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
-    app.add_middleware(AuditMiddleware)  # inside the request context: records carry the request id
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, on_finish=record_request)
     return app
 
 

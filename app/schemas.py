@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.audit.record import audit_time
 from app.pacs.results import DeliveryState, ResultState
 from app.training.store import JobKind, JobState
 
@@ -279,8 +280,4 @@ class FeedbackDatasetRequest(BaseModel):
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else audit_time(value)

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.audit.record import AuditKind, AuditOutcome
+from app.audit.record import AuditKind, AuditOutcome, audit_time
 from app.audit.store import AuditFilter, AuditStore
 from app.errors import BadRequest
 from models.card import ModelCard
@@ -103,7 +103,7 @@ def monitor(store: AuditStore, cards: dict[str, ModelCard], window: str, *,
             now: dt.datetime | None = None) -> MonitoringReport:
     until = now or dt.datetime.now(dt.timezone.utc)
     since = until - parse_window(window)
-    iso = lambda t: t.isoformat(timespec="milliseconds").replace("+00:00", "Z")  # noqa: E731
+    iso = audit_time
     groups: dict[str, list[Any]] = defaultdict(list)
     for record in store.iterate(AuditFilter(since=iso(since), until=iso(until))):
         if record.kind in (AuditKind.predict, AuditKind.stow_instance) and record.model is not None and \

@@ -8,6 +8,7 @@ named by the SHA-256 of their bytes, DICOM instances by a salted hash of their S
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from enum import Enum
@@ -86,6 +87,15 @@ class AuditRecord(BaseModel):
     extra: dict[str, Any] | None = None
     prev_hash: str = Field(description="hash of record seq - 1 (zeros for the first record)")
     hash: str = Field(description="SHA-256 of this record's canonical JSON without this field")
+
+
+def audit_time(value: dt.datetime | None = None) -> str:
+    """The trail's time format: UTC, ISO 8601, milliseconds, 'Z' (sorts as text). None: now; a naive
+    datetime is taken as UTC."""
+    value = value or dt.datetime.now(dt.timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def canonical(fields: dict[str, Any]) -> str:

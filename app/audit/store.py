@@ -8,7 +8,6 @@ what remains still verifies. Each append reads the chain's head and inserts in o
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import sqlite3
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.audit.record import GENESIS, AuditKind, AuditOutcome, AuditRecord, canonical
+from app.audit.record import GENESIS, AuditKind, AuditOutcome, AuditRecord, audit_time, canonical
 from app.core.sqlite import open_wal
 
 _GUARDS = """
@@ -52,10 +51,6 @@ CREATE TABLE IF NOT EXISTS feedback (
     PRIMARY KEY (record_seq, reader)
 );
 """ + _GUARDS
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -99,7 +94,7 @@ class AuditStore:
                 last = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
                 seq, prev = (int(last["seq"]), str(last["hash"])) if last else (0, GENESIS)
                 body = {k: v for k, v in fields.items() if v is not None}
-                body.setdefault("time", utc_now())
+                body.setdefault("time", audit_time())
                 body.update(seq=seq + 1, prev_hash=prev)
                 record = AuditRecord(**body, hash="0" * 64)  # validates before anything is written
                 text = canonical(record.model_dump(mode="json", exclude={"hash"}, exclude_none=True))
@@ -134,7 +129,7 @@ class AuditStore:
             replaced = self._db.execute("SELECT 1 FROM feedback WHERE record_seq = ? AND reader = ?",
                                         (record_seq, reader)).fetchone() is not None
             self._db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
-                             (record_seq, reader, label, comment, utc_now(), audit_seq))
+                             (record_seq, reader, label, comment, audit_time(), audit_seq))
         return replaced
 
     def feedback_since(self, since: str) -> list[tuple[int, str, str]]:

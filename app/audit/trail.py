@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from app.audit.record import AuditIntegrity, AuditKind, AuditModel, AuditOutcome, AuditRecord
+from app.audit.record import AuditIntegrity, AuditKind, AuditModel, AuditOutcome, AuditRecord, audit_time
 from app.audit.store import AuditStore
 from models.errors import CXRError
 from models.imaging import sniff_format
@@ -100,8 +100,7 @@ class AuditTrail:
     def prune(self, retention_days: float | None) -> AuditRecord | None:
         if not retention_days:
             return None
-        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=retention_days)
-        record = self.store.prune(cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        record = self.store.prune(audit_time(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=retention_days)))
         if record is not None:
             log.info("audit trail: %s", record.detail)
         return record

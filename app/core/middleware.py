@@ -1,10 +1,13 @@
-"""Per-request id, access log line, security headers and HTTP metrics (pure ASGI, no body buffering)."""
+"""Per-request id, access log line, security headers and HTTP metrics (pure ASGI, no body buffering).
+``on_finish(scope, status, seconds)`` is told about every finished request (the audit trail's hook),
+while the request id is still set."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,9 +25,11 @@ SECURITY_HEADERS = [
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics,
+                 on_finish: Callable[[Scope, int, float], None] | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.on_finish = on_finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,4 +62,6 @@ class RequestContextMiddleware:
             self.metrics.latency.labels(method, path).observe(elapsed)
             log.info("%s %s %d", method, path, status, extra={"method": method, "path": path, "status": status,
                                                                 "duration_ms": round(elapsed * 1000, 2)})
+            if self.on_finish is not None:
+                self.on_finish(scope, status, elapsed)
             request_id.reset(token)

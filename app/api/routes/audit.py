@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, get_services
-from app.audit.record import AuditKind, AuditOutcome, AuditRecord
+from app.audit.record import AuditKind, AuditOutcome, AuditRecord, audit_time
 from app.audit.store import AuditFilter
 from app.audit.trail import AuditTrail
 from app.errors import NotReady
@@ -50,11 +50,7 @@ TrailDep = Annotated[AuditTrail, Depends(get_trail)]
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else audit_time(value)
 
 
 def audit_filter(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.deps import PredictRoleDep
 from app.api.routes.audit import TrailDep
 from app.audit.feedback import give_feedback
-from app.audit.middleware import caller_of
+from app.audit.http_records import caller_of
 from app.schemas import ErrorResponse, FeedbackRequest, FeedbackResponse
 
 router = APIRouter(tags=["audit"], dependencies=[PredictRoleDep])
