@@ -75,6 +75,10 @@ class NotScreened(CXRError):
     """Feedback names an audit record that is not a screened image (a refusal, an error, a delivery)."""
 
 
+class FeatureOff(CXRError):
+    """The request needs a feature this server was configured without (CXR_AUDIT=off, no CXR_KEEP_INPUTS_DAYS)."""
+
+
 class PathNotAllowed(CXRError):
     """A dataset path is absolute, climbs out of the data root, or the data root is not configured."""
 
@@ -100,6 +104,7 @@ STATUS: dict[type[CXRError] | type[ServiceError], int] = {
     ResultNotFound: 404,
     AuditRecordNotFound: 404,
     NotScreened: 422,
+    FeatureOff: 409,
     PathNotAllowed: 400,
     NotReady: 503,
     NotEvaluated: 422,

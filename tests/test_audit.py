@@ -232,7 +232,7 @@ def test_audit_off_records_nothing_and_says_so(settings):
     with TestClient(create_app(settings.model_copy(update={"audit": "off"}), configure_logs=False)) as c:
         assert c.post("/predict", files={"file": ("a.png", PNG)}).status_code == 200
         r = c.get("/audit")
-        assert r.status_code == 503 and "CXR_AUDIT=off" in r.json()["detail"]
+        assert r.status_code == 409 and "CXR_AUDIT=off" in r.json()["detail"]
     assert not (settings.state_dir / "audit.sqlite3").exists()
 
 

@@ -145,4 +145,4 @@ def test_reader_feedback_becomes_a_calibration_set(settings):
 
 def test_feedback_datasets_need_kept_inputs(client):
     r = client.post("/datasets/from-feedback", json={})
-    assert r.status_code == 503 and "CXR_KEEP_INPUTS_DAYS" in r.json()["detail"]
+    assert r.status_code == 409 and "CXR_KEEP_INPUTS_DAYS" in r.json()["detail"]

@@ -18,7 +18,7 @@ from app.api.deps import AdminDep, get_services
 from app.audit.record import AuditKind, AuditOutcome, AuditRecord, audit_time
 from app.audit.store import AuditFilter
 from app.audit.trail import AuditTrail
-from app.errors import NotReady
+from app.errors import FeatureOff
 from app.schemas import ErrorResponse
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[AdminDep])
@@ -42,7 +42,7 @@ class AuditPage(BaseModel):
 def get_trail(request: Request) -> AuditTrail:
     trail = get_services(request).audit
     if trail is None:
-        raise NotReady("the audit trail is off (CXR_AUDIT=off) or not started")
+        raise FeatureOff("the audit trail is off on this server (CXR_AUDIT=off)")
     return trail
 
 
@@ -68,7 +68,7 @@ def audit_filter(
 FilterDep = Annotated[AuditFilter, Depends(audit_filter)]
 
 
-@router.get("", response_model=AuditPage, responses={503: {"model": ErrorResponse}},
+@router.get("", response_model=AuditPage, responses={409: {"model": ErrorResponse, "description": "CXR_AUDIT=off"}},
             summary="audit records, oldest first, filtered; cursor pagination")
 async def list_audit(trail: TrailDep, flt: FilterDep, cursor: int = Query(0, ge=0, le=2**62),
                      limit: int = Query(100, ge=1, le=1000)) -> AuditPage:
@@ -106,7 +106,7 @@ def _stream(trail: AuditTrail, flt: AuditFilter, fmt: str) -> Iterator[bytes]:
 
 
 @router.get("/export", responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
-                                  503: {"model": ErrorResponse}},
+                                  409: {"model": ErrorResponse, "description": "CXR_AUDIT=off"}},
             summary="the filtered trail streamed as JSON lines (verifiable: every field of each record) or CSV")
 async def export_audit(trail: TrailDep, flt: FilterDep,
                        format: Literal["jsonl", "csv"] = Query("jsonl")) -> StreamingResponse:  # noqa: A002

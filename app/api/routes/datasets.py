@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import AdminDep, DatasetsDep, InputsDep, SettingsDep, UploadSlotsDep
 from app.api.routes.audit import TrailDep
 from app.audit.feedback import feedback_cases
-from app.errors import DatasetNotFound, NotReady
+from app.errors import DatasetNotFound, FeatureOff
 from app.schemas import Dataset, DatasetList, ErrorResponse, FeedbackDatasetRequest
 from app.training.datasets.archive import archive_kind
 from app.inference.upload import stream_to_file
@@ -44,12 +44,12 @@ async def upload_dataset(request: Request, settings: SettingsDep, datasets: Data
 
 
 @router.post("/datasets/from-feedback", response_model=Dataset, status_code=201, responses=_ERRORS | {
-    503: {"model": ErrorResponse}}, summary="the kept images readers gave a verdict on (POST /feedback), as a "
+    409: {"model": ErrorResponse, "description": "screened images are not kept (CXR_KEEP_INPUTS_DAYS unset)"}}, summary="the kept images readers gave a verdict on (POST /feedback), as a "
     "NORMAL/ + PNEUMONIA/ dataset for POST /models/{name}/calibrate; needs CXR_KEEP_INPUTS_DAYS")
 async def dataset_from_feedback(body: FeedbackDatasetRequest, datasets: DatasetsDep, trail: TrailDep,
                                 inputs: InputsDep) -> Dataset:
     if inputs is None:
-        raise NotReady("screened images are not kept on this server (set CXR_KEEP_INPUTS_DAYS): feedback has no "
+        raise FeatureOff("screened images are not kept on this server (set CXR_KEEP_INPUTS_DAYS): feedback has no "
                        "images to build a dataset from")
     cases, tally = await run_in_threadpool(feedback_cases, trail, inputs, body)
     source = {"kind": "feedback", **body.model_dump(mode="json", exclude_none=True), **tally}

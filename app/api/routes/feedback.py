@@ -15,7 +15,7 @@ router = APIRouter(tags=["audit"], dependencies=[PredictRoleDep])
 
 @router.post("/feedback", response_model=FeedbackResponse, status_code=201,
              responses={200: {"model": FeedbackResponse, "description": "replaced this reader's earlier verdict"},
-                        404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+                        404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
              summary="record a reader's verdict (NORMAL/PNEUMONIA) on a screened image")
 async def post_feedback(body: FeedbackRequest, request: Request, response: Response, trail: TrailDep) -> FeedbackResponse:
     result = give_feedback(trail, body, caller_of(getattr(request.state, "principal", None)))

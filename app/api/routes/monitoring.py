@@ -14,7 +14,7 @@ router = APIRouter(tags=["audit"], dependencies=[AdminDep])
 
 
 @router.get("/monitoring", response_model=MonitoringReport,
-            responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+            responses={400: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
             summary="per model version: volume, refusals, positive rate, score histogram, PSI against the card's "
             "reference, feedback agreement/sensitivity/specificity with 95 % Wilson intervals, drift flag")
 async def get_monitoring(trail: TrailDep, registry: RegistryDep, metrics: MetricsDep,
