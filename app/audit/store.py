@@ -170,9 +170,11 @@ class AuditStore:
         if flt.input_sha256:
             where.append("input_sha256 = ?")
             args.append(flt.input_sha256)
-        sql = f"SELECT body, hash FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        # the limit is written into the SQL (an int): bound as a parameter, SQLite plans for an unknown
+        # limit and walks the whole table in seq order instead of using the filter's index
+        sql = f"SELECT body, hash FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT {int(limit)}"
         with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         return [_record(r) for r in rows]
 
     def iterate(self, flt: AuditFilter, *, chunk: int = 1000) -> Iterator[AuditRecord]:
