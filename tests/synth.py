@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,6 @@ def write_dataset(root: Path, *, per_class: int = 12, size: int = 80, splits: tu
             d.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
                 name = f"IM-{i // 2:04d}-{i % 2:04d}.png" if label == "NORMAL" else f"person{i // 2}_bacteria_{i}.png"
-                (d / name).write_bytes(encode(chest_like(size, size, seed=hash((split, label, i)) % 1000,
+                (d / name).write_bytes(encode(chest_like(size, size, seed=zlib.crc32(f"{split}/{label}/{i}".encode()) % 1000,
                                                          opacity=opacity)))
     return root
