@@ -235,7 +235,7 @@ class FeedbackRequest(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    record: int | None = Field(None, ge=1, description="the audit record's seq (GET /audit)")
+    record: int | None = Field(None, ge=1, le=2**62, description="the audit record's seq (GET /audit)")
     input_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
                                      description="SHA-256 of the screened file: its newest screening is meant")
     label: Label = Field(description="the reader's verdict")

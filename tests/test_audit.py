@@ -300,3 +300,8 @@ def test_two_processes_appending_to_one_file_build_one_chain(tmp_path):
     assert [p.wait(120) for p in procs] == [0, 0]
     report = verify_chain(path)
     assert report.ok and report.records == 400 and report.last_seq == 400
+
+
+def test_feedback_on_a_record_number_beyond_any_trail_is_a_422_not_a_500(client):
+    r = client.post("/feedback", json={"record": 77434296279746199552, "label": "NORMAL"})
+    assert r.status_code == 422 and "body.record" in r.json()["detail"]  # found by the schema fuzzer
