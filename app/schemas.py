@@ -163,7 +163,8 @@ class Job(BaseModel):
     finished_at: str | None
     request: dict[str, Any]
     progress: JobProgress
-    metrics: list[dict[str, Any]] = Field(description="per epoch: train_loss, val_loss, val_auroc, lr, images_per_s")
+    metrics: list[dict[str, Any]] = Field(description="fine-tunes: per epoch train_loss, val_loss, val_auroc, lr, "
+                                          "images_per_s; calibrations: one entry, calibration_out_of_fold")
     error: str | None
     model: str | None = Field(None, description="the new model's name once the job succeeded (what "
                               "POST /models/{name}/activate takes)")
