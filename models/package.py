@@ -91,13 +91,15 @@ def initial_model(cfg: TrainConfig) -> torch.nn.Module:
     return build_model(cfg.arch, pretrained=cfg.resolved_pretrained())
 
 
-def write_predictions(path: Path, data: TensorDataset, p_pos: np.ndarray, threshold: float) -> None:
+def write_predictions(path: Path, data: TensorDataset, p_pos: np.ndarray, threshold: float, *,
+                      root: Path | None = None) -> None:
+    """Per image: file (relative to ``root``; default: class folder/name), label, P(PNEUMONIA), predicted."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "label", "p_pneumonia", "predicted"])
         for file, label, p in zip(data.paths, data.labels.tolist(), p_pos.tolist(), strict=True):
-            w.writerow([f"{file.parent.name}/{file.name}", ["NORMAL", "PNEUMONIA"][label], f"{p:.6f}",
-                        "PNEUMONIA" if p >= threshold else "NORMAL"])
+            name = file.relative_to(root).as_posix() if root is not None else f"{file.parent.name}/{file.name}"
+            w.writerow([name, ["NORMAL", "PNEUMONIA"][label], f"{p:.6f}", "PNEUMONIA" if p >= threshold else "NORMAL"])
 
 
 def train_and_package(

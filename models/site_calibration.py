@@ -12,32 +12,33 @@ Used by ``cxr calibrate --model NAME --data FOLDER --out FOLDER`` and by the cal
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from models.card import CARD_FILE, ModelCard, ScoreReference, SiteCalibration, SplitMetrics, write_atomic, write_card
+from models.card import CARD_FILE, ModelCard, ScoreReference, SiteCalibration, SplitMetrics, write_card
 from models.card_markdown import MARKDOWN_FILE, write_markdown
 from models.crossfit import METRICS, cross_fit
-from models.data import TensorDataset, load_tensors, patient_id, scan_class_folders
+from models.data import SampleList, TensorDataset, load_tensors, patient_id, scan_class_folders
 from models.errors import DatasetError
 from models.evaluate import evaluation_folder
 from models.inference import calibrated_p_pneumonia, predict_logits
 from models.metrics import fit_calibration, score_fractions, screening_threshold, summarize
+from models.package import PREDICTIONS_FILE as TEST_PREDICTIONS_FILE
+from models.package import write_predictions
 from models.registry import CLASSES
 from models.weights import LoadedModel, load_model
 
 MIN_PER_CLASS = 20  # below this a 95 %-sensitivity threshold rests on one or two positives per fold
 PREDICTIONS_FILE = "calibration_predictions.csv"
 # written anew, or (test_predictions.csv) made stale by the new operating point, so not carried over
-REWRITTEN = {CARD_FILE, MARKDOWN_FILE, PREDICTIONS_FILE, "test_predictions.csv"}
+REWRITTEN = {CARD_FILE, MARKDOWN_FILE, PREDICTIONS_FILE, TEST_PREDICTIONS_FILE}
 LIMITATIONS = (
     "Not a diagnosis and not a medical device. Not validated on adults, lateral or PA views, or other findings "
     "(tuberculosis, COVID-19, effusion). The probabilities and threshold were fitted on the labelled images named "
@@ -60,13 +61,13 @@ def check_counts(counts: dict[str, int], min_per_class: int, *, label: str) -> N
                            f"has {dict((c, counts.get(c, 0)) for c in CLASSES)}")
 
 
-def calibration_folder(data: Path, min_per_class: int, *, label: str) -> tuple[Path, dict[str, int]]:
+def calibration_folder(data: Path, min_per_class: int, *, label: str) -> tuple[Path, SampleList]:
     """The class folder to calibrate on (a NORMAL/ + PNEUMONIA/ folder, or a split root's test/) and its
-    per-class image counts, checked before any image is read."""
+    images, their per-class counts checked before any image is read."""
     folder = evaluation_folder(Path(data))
-    counts = scan_class_folders(folder, require_all_classes=False).counts()
-    check_counts(counts, min_per_class, label=label)
-    return folder, counts
+    samples = scan_class_folders(folder, require_all_classes=False)
+    check_counts(samples.counts(), min_per_class, label=label)
+    return folder, samples
 
 
 def site_calibrate(
@@ -80,31 +81,33 @@ def site_calibrate(
     out, as the service refuses them. ``out`` may be ``model_dir`` itself (the folder is replaced)."""
     label = data_label or str(data)
     progress = on_progress or (lambda event: None)
-    folder, _ = calibration_folder(Path(data), min_per_class, label=label)
+    folder, samples = calibration_folder(Path(data), min_per_class, label=label)
     loaded = load_model(Path(model_dir), device=torch.device("cpu"))
     progress({"stage": "reading images"})
-    samples = scan_class_folders(folder, require_all_classes=False).samples
-    ds = load_tensors(samples, loaded.card.input, screen=screen)
+    ds = load_tensors(samples.samples, loaded.card.input, screen=screen)
     check_counts(ds.counts(), min_per_class, label=f"{label} (after {len(ds.refused)} image(s) refused by the "
                  f"integrity check and {len(ds.skipped)} unreadable)")
     progress({"stage": "scoring", "images": len(ds)})
     logits = predict_logits(loaded.model, ds.images, loaded.card.input, torch.device("cpu"))
     progress({"stage": "fitting"})
-    card = calibrated_card(loaded, ds, logits, command=command, version=version, data_label=label,
-                           min_sensitivity=min_sensitivity, folds=folds, method=method)
-    publish(Path(model_dir), Path(out), card, _predictions_csv(ds, folder, card, logits))
+    card, p = calibrated_card(loaded, ds, logits, command=command, version=version, data_label=label,
+                              min_sensitivity=min_sensitivity, folds=folds, method=method)
+    # per image at the new operating point (in-sample: the card's figures are the out-of-fold ones)
+    publish(Path(model_dir), Path(out), card,
+            lambda staging: write_predictions(staging / PREDICTIONS_FILE, ds, p, card.threshold, root=folder))
     return card
 
 
 def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor, *, command: str,
                     version: str | None, data_label: str, min_sensitivity: float, folds: int,
-                    method: str) -> ModelCard:
-    """The new card: operating point fitted on all images, figures cross-fitted by patient."""
+                    method: str) -> tuple[ModelCard, np.ndarray]:
+    """The new card (operating point fitted on all images, figures cross-fitted by patient) and each
+    image's P(PNEUMONIA) at it."""
     old = loaded.card
     y = ds.labels.numpy()
     temperature, bias = fit_calibration(logits, ds.labels, method)
-    threshold = screening_threshold(y, calibrated_p_pneumonia(logits, temperature, bias).numpy(),
-                                    min_sensitivity=min_sensitivity)
+    p_new = calibrated_p_pneumonia(logits, temperature, bias).numpy()
+    threshold = screening_threshold(y, p_new, min_sensitivity=min_sensitivity)
     patients = [patient_id(p) for p in ds.paths]
     k = min(folds, len(set(patients)))
     crossed = cross_fit(logits, ds.labels, patients, k=k, min_sensitivity=min_sensitivity, method=method)
@@ -123,7 +126,6 @@ def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor
         command=command, created=now.isoformat(timespec="seconds"),
     )
     oof = SplitMetrics(n=len(y), **{m: crossed[m]["value"] for m in METRICS}, threshold=round(threshold, 6))
-    p_new = calibrated_p_pneumonia(logits, temperature, bias).numpy()
     rate = float((p_new >= threshold).mean())
     reference = ScoreReference(data=data_label, n=len(y), bin_edges=[i / 10 for i in range(11)],
                                fractions=score_fractions(p_new), positive_rate=round(rate, 4),
@@ -139,24 +141,12 @@ def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor
         "calibration": calibration,
         "reference": reference,
         "limitations": LIMITATIONS,
-    })
+    }), p_new
 
 
-def _predictions_csv(ds: TensorDataset, folder: Path, card: ModelCard, logits: torch.Tensor) -> bytes:
-    """Per image: file, label, P(PNEUMONIA) at the new operating point (in-sample: the figures in the card
-    are the out-of-fold ones)."""
-    p = calibrated_p_pneumonia(logits, card.temperature, card.bias).numpy()
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "label", "p_pneumonia", "predicted"])
-    for path, label, prob in zip(ds.paths, ds.labels.tolist(), p):
-        writer.writerow([path.relative_to(folder).as_posix(), CLASSES[label], f"{prob:.6f}",
-                         CLASSES[int(prob >= card.threshold)]])
-    return buf.getvalue().encode()
-
-
-def publish(model_dir: Path, out: Path, card: ModelCard, predictions: bytes) -> None:
-    """Weights copied unchanged, new card + Markdown + predictions; the folder appears whole or not at all."""
+def publish(model_dir: Path, out: Path, card: ModelCard, write_predictions_to: Callable[[Path], None]) -> None:
+    """Weights copied unchanged, new card + Markdown + predictions (``write_predictions_to(staging folder)``);
+    the folder appears whole or not at all."""
     if out.exists() and out.resolve() != model_dir.resolve() and any(out.iterdir()):
         raise DatasetError(f"{out} exists and is not empty; choose a new folder for the calibrated version")
     staging = out.with_name(f".{out.name}.calibrating")
@@ -170,7 +160,7 @@ def publish(model_dir: Path, out: Path, card: ModelCard, predictions: bytes) -> 
                     shutil.copy2(extra, staging / extra.name)
         write_card(staging, card)
         write_markdown(staging, card)
-        write_atomic(staging / PREDICTIONS_FILE, predictions)
+        write_predictions_to(staging)
         if out.exists():
             old = out.with_name(f".{out.name}.previous")
             shutil.rmtree(old, ignore_errors=True)

