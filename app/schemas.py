@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from app.audit.record import audit_time
+from app.audit.record import optional_audit_time
 from app.pacs.results import DeliveryState, ResultState
 from app.training.store import JobKind, JobState
 
@@ -274,11 +274,7 @@ class FeedbackDatasetRequest(BaseModel):
     reader: str | None = Field(None, max_length=64, description="only this reader's verdicts")
 
     def since_iso(self) -> str | None:
-        return _iso(self.since)
+        return optional_audit_time(self.since)
 
     def until_iso(self) -> str | None:
-        return _iso(self.until)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else audit_time(value)
+        return optional_audit_time(self.until)

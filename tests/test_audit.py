@@ -269,8 +269,8 @@ def test_feedback_replaces_a_readers_verdict_and_the_trail_keeps_both(client):
     assert verdicts[0]["extra"]["comment_sha256"] == hashlib.sha256(b"left lower lobe, see Smith").hexdigest()
     assert "Smith" not in client.get("/audit/export").text  # the comment is not in the trail
     store = client.app.state.services.audit.store
-    assert sorted(store.feedback_since("2000-01-01")) == [(screened["seq"], "anonymous", "NORMAL"),
-                                                          (screened["seq"], "dr-a", "NORMAL")]
+    assert sorted(case[:3] for case in store.feedback_cases("2000-01-01", None)) == [
+        (screened["seq"], "anonymous", "NORMAL"), (screened["seq"], "dr-a", "NORMAL")]
 
 
 @pytest.mark.parametrize("body,status,detail", [

@@ -51,10 +51,8 @@ def feedback_cases(trail: AuditTrail, keeper: InputKeeper, body: FeedbackDataset
     """The kept images readers gave a verdict on, each with its label; cases where readers disagree or
     whose image is no longer kept are counted and left out."""
     by_record: dict[int, tuple[str | None, set[str]]] = {}
-    for seq, reader, label, sha, model in trail.store.feedback_cases(body.since_iso(), body.until_iso()):
+    for seq, reader, label, sha, _ in trail.store.feedback_cases(body.since_iso(), body.until_iso(), model=body.model):
         if body.reader and reader != body.reader:
-            continue
-        if body.model and model not in (body.model,) and not (model or "").startswith(body.model + "@"):
             continue
         by_record.setdefault(seq, (sha, set()))[1].add(label)
     cases: list[tuple[Path, str]] = []

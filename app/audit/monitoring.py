@@ -103,14 +103,14 @@ def monitor(store: AuditStore, cards: dict[str, ModelCard], window: str, *,
             now: dt.datetime | None = None) -> MonitoringReport:
     until = now or dt.datetime.now(dt.timezone.utc)
     since = until - parse_window(window)
-    iso = audit_time
+    since_s, until_s = audit_time(since), audit_time(until)
     groups: dict[str, list[Any]] = defaultdict(list)
-    for record in store.iterate(AuditFilter(since=iso(since), until=iso(until))):
+    for record in store.iterate(AuditFilter(since=since_s, until=until_s)):
         if record.kind in (AuditKind.predict, AuditKind.stow_instance) and record.model is not None and \
                 record.outcome in (AuditOutcome.screened, AuditOutcome.not_evaluated):
             groups[f"{record.model.name}@{record.model.version}"].append(record)
     verdicts: dict[int, list[str]] = defaultdict(list)
-    for seq, _, label in store.feedback_since(iso(since)):
+    for seq, _, label, _, _ in store.feedback_cases(since_s, until_s):
         verdicts[seq].append(label)
     versions = []
     for ref, records in sorted(groups.items()):
@@ -142,7 +142,7 @@ def monitor(store: AuditStore, cards: dict[str, ModelCard], window: str, *,
             refusal_rate=round(sum(refusals.values()) / len(records), 4), positive_rate=positive,
             expected_positive_rate=reference.expected_positive_rate if reference else None, histogram=histogram,
             psi=psi, feedback=_feedback(cases), drift=drift, reasons=reasons))
-    return MonitoringReport(window=window, since=iso(since), until=iso(until), versions=versions)
+    return MonitoringReport(window=window, since=since_s, until=until_s, versions=versions)
 
 
 def publish(report: MonitoringReport, metrics: Any) -> None:
@@ -160,13 +160,19 @@ def cards_by_ref(entries: list[Any]) -> dict[str, ModelCard]:
     return {f"{e.card.name}@{e.card.version}": e.card for e in entries}
 
 
+def refresh(store: AuditStore, entries: Any, metrics: Any, window: str = "7d") -> MonitoringReport:
+    """The report for ``window`` over the models ``entries()`` lists, published as gauges (blocking)."""
+    report = monitor(store, cards_by_ref(entries()), window)
+    publish(report, metrics)
+    return report
+
+
 async def refresh_loop(store: AuditStore, entries: Any, metrics: Any, *, window: str = "7d",
                        every_s: float = 600.0) -> None:
     """Keep the cxr_monitor_* gauges current between GET /monitoring calls (every ``every_s``)."""
     while True:
         await asyncio.sleep(every_s)
         try:
-            report = await run_in_threadpool(lambda: monitor(store, cards_by_ref(entries()), window))
-            publish(report, metrics)
+            await run_in_threadpool(refresh, store, entries, metrics, window)
         except Exception:
             log.exception("monitoring: gauge refresh failed")

@@ -98,6 +98,11 @@ def audit_time(value: dt.datetime | None = None) -> str:
     return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def optional_audit_time(value: dt.datetime | None) -> str | None:
+    """A query bound in the trail's time format; None stays None (no bound)."""
+    return None if value is None else audit_time(value)
+
+
 def canonical(fields: dict[str, Any]) -> str:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

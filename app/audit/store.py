@@ -132,21 +132,19 @@ class AuditStore:
                              (record_seq, reader, label, comment, audit_time(), audit_seq))
         return replaced
 
-    def feedback_since(self, since: str) -> list[tuple[int, str, str]]:
-        """(record_seq, reader, label) of the current verdicts on records at or after ``since``."""
-        with self._lock:
-            rows = self._db.execute("SELECT f.record_seq, f.reader, f.label FROM feedback f JOIN audit a "
-                                    "ON a.seq = f.record_seq WHERE a.time >= ?", (since,)).fetchall()
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
-
-    def feedback_cases(self, since: str | None, until: str | None) -> list[tuple[int, str, str, str | None, str | None]]:
+    def feedback_cases(self, since: str | None, until: str | None, *, model: str | None = None
+                       ) -> list[tuple[int, str, str, str | None, str | None]]:
         """(record_seq, reader, label, input_sha256, model name@version) of the current verdicts on records
-        in [since, until)."""
+        in [since, until), of ``model`` (name or name@version) when given."""
+        where, args = ["a.time >= ?", "a.time < ?"], [since or "", until or "9999"]
+        if model:
+            clause, more = _model_clause(model, column="a.model")
+            where.append(clause)
+            args += more
         with self._lock:
             rows = self._db.execute(
                 "SELECT f.record_seq, f.reader, f.label, a.input_sha256, a.model FROM feedback f JOIN audit a "
-                "ON a.seq = f.record_seq WHERE a.time >= ? AND a.time < ? ORDER BY f.record_seq",
-                (since or "", until or "9999")).fetchall()
+                f"ON a.seq = f.record_seq WHERE {' AND '.join(where)} ORDER BY f.record_seq", args).fetchall()
         return [(int(r[0]), str(r[1]), str(r[2]), r[3], r[4]) for r in rows]
 
     def page(self, flt: AuditFilter, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
@@ -159,8 +157,9 @@ class AuditStore:
             where.append("time < ?")
             args.append(flt.until)
         if flt.model:
-            where.append("(model = ? OR model LIKE ? ESCAPE '\\')")
-            args += [flt.model, flt.model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%"]
+            clause, more = _model_clause(flt.model)
+            where.append(clause)
+            args += more
         if flt.outcome:
             where.append("outcome = ?")
             args.append(flt.outcome.value)
@@ -211,6 +210,12 @@ class AuditStore:
                             "detail": f"records {first}..{through} older than {cutoff} removed by the retention policy",
                             "extra": {"removed_from": first, "removed_through": through, "removed": removed,
                                       "anchor_hash": anchor}})
+
+
+def _model_clause(model: str, *, column: str = "model") -> tuple[str, list[str]]:
+    """SQL matching a model given as name@version, or as a name (every version of it)."""
+    prefix = model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%"
+    return f"({column} = ? OR {column} LIKE ? ESCAPE '\\')", [model, prefix]
 
 
 def _sha256(text: str) -> str:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, get_services
-from app.audit.record import AuditKind, AuditOutcome, AuditRecord, audit_time
+from app.audit.record import AuditKind, AuditOutcome, AuditRecord, optional_audit_time
 from app.audit.store import AuditFilter
 from app.audit.trail import AuditTrail
 from app.errors import FeatureOff
@@ -49,10 +49,6 @@ def get_trail(request: Request) -> AuditTrail:
 TrailDep = Annotated[AuditTrail, Depends(get_trail)]
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else audit_time(value)
-
-
 def audit_filter(
     since: dt.datetime | None = Query(None, description="records at or after this time (ISO 8601; UTC if no zone)"),
     until: dt.datetime | None = Query(None, description="records before this time"),
@@ -61,7 +57,7 @@ def audit_filter(
     kind: AuditKind | None = Query(None),
     input_sha256: str | None = Query(None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the uploaded bytes"),
 ) -> AuditFilter:
-    return AuditFilter(since=_iso(since), until=_iso(until), model=model, outcome=outcome, kind=kind,
+    return AuditFilter(since=optional_audit_time(since), until=optional_audit_time(until), model=model, outcome=outcome, kind=kind,
                        input_sha256=input_sha256)
 
 

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, MetricsDep, RegistryDep
 from app.api.routes.audit import TrailDep
-from app.audit.monitoring import MonitoringReport, cards_by_ref, monitor, publish
+from app.audit.monitoring import MonitoringReport, refresh
 from app.schemas import ErrorResponse
 
 router = APIRouter(tags=["audit"], dependencies=[AdminDep])
@@ -20,7 +20,4 @@ router = APIRouter(tags=["audit"], dependencies=[AdminDep])
 async def get_monitoring(trail: TrailDep, registry: RegistryDep, metrics: MetricsDep,
                          window: str = Query("7d", max_length=8, description="e.g. 30m, 24h, 7d (at most 366d)")
                          ) -> MonitoringReport:
-    cards = await run_in_threadpool(lambda: cards_by_ref(registry.entries()))
-    report = await run_in_threadpool(monitor, trail.store, cards, window)
-    publish(report, metrics)
-    return report
+    return await run_in_threadpool(refresh, trail.store, registry.entries, metrics, window)
