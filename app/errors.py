@@ -134,6 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, NotEvaluated):
             from app.schemas import IntegrityReport
 
+            body["priority"] = "not_evaluated"
             body["integrity"] = IntegrityReport.of(exc.integrity).model_dump()
             body["warnings"] = exc.warnings
         return JSONResponse(body, status_code=status_for(exc), headers=headers)

@@ -33,6 +33,7 @@ from app.inference.render import blend_table
 from app.training.store import JobStore
 from app.training.runner import JobRunner
 from app.core.metrics import Metrics
+from app.fhir.client import FhirClient
 from app.pacs.client import PacsClient
 from app.inference.pipeline import Predictor
 from app.inference.catalog import ModelRegistry, catalog_of
@@ -77,7 +78,7 @@ def _load_guard(settings: Settings) -> LoadedGuard | None:
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
                pacs_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
-    """``pacs_transport``: how results reach the PACS (tests pass a mock; default: the network)."""
+    """``pacs_transport``: how results reach the PACS and the FHIR server (tests pass a mock; default: the network)."""
     settings = settings or Settings()
     metrics = Metrics()
     registry = ModelRegistry(catalog_of(settings), torch.device("cpu"),
@@ -134,7 +135,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         jobs.start()
         services.results = results
         stow = StowService(settings, results, services.predictor, metrics, PacsClient(settings, pacs_transport),
-                           audit=services.audit, inputs=services.inputs)
+                           fhir=FhirClient(settings, pacs_transport), audit=services.audit, inputs=services.inputs)
         services.stow = stow
         await stow.start()
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from app.audit.record import optional_audit_time
 from app.pacs.results import DeliveryState, ResultState
 from app.training.store import JobKind, JobState
+from models.triage import Priority
 
 
 class Label(str, Enum):
@@ -66,6 +67,9 @@ class Prediction(BaseModel):
     prediction: Label = Field(description="PNEUMONIA when P(PNEUMONIA) >= threshold")
     probabilities: dict[Label, float] = Field(description="calibrated class probabilities; they sum to 1")
     threshold: float = Field(description="the model card's operating point on P(PNEUMONIA)")
+    priority: Priority = Field(description="worklist priority: urgent when P(PNEUMONIA) >= urgent_threshold (a "
+                               "high-specificity point), routine otherwise")
+    urgent_threshold: float | None = Field(description="the card's urgent point; null: the threshold is used")
     model: ModelRef
     heatmap: Heatmap | None = None
     image: ImageInfo
@@ -83,6 +87,7 @@ class NotEvaluatedResponse(BaseModel):
     """422 for an image the integrity check refused: no probabilities, the reason and the check's result."""
 
     detail: str
+    priority: Priority = Priority.not_evaluated
     integrity: IntegrityReport
     warnings: list[str]
 
@@ -215,8 +220,10 @@ class DicomResult(BaseModel):
     probability_pneumonia: float | None = None
     threshold: float | None = None
     model: str | None = Field(None, description="name@version of the model that read the image")
+    priority: Priority | None = Field(None, description="worklist priority (null until processed)")
     secondary_capture_sop_instance_uid: str | None = None
     structured_report_sop_instance_uid: str | None = None
+    parametric_map_sop_instance_uid: str | None = None
     delivery: DeliveryState = Field(
         description="not_configured: no CXR_PACS_STOW_URL; pending: waiting or retrying; failed: out of attempts")
     delivery_attempts: int
@@ -224,6 +231,10 @@ class DicomResult(BaseModel):
     next_attempt_at: datetime | None = None
     created_at: datetime
     delivered_at: datetime | None = None
+    fhir_delivery: DeliveryState = Field(description="delivery of the FHIR Bundle (CXR_FHIR_URL), same states")
+    fhir_delivery_attempts: int = 0
+    fhir_delivery_error: str | None = None
+    fhir_delivered_at: datetime | None = None
 
 
 class DicomResultList(BaseModel):

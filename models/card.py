@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from models.errors import WeightsError
 from models.registry import CLASSES
 from models.transforms import PreprocessSpec
+from models.triage import UrgentFigures
 
 M = TypeVar("M", bound=BaseModel)
 CARD_FILE = "card.json"
@@ -114,6 +115,12 @@ class ModelCard(BaseModel):
     bias: float = Field(0.0, ge=-20, le=20, description="added to the PNEUMONIA logit after the temperature: "
                         "P(PNEUMONIA) = sigmoid((z_P - z_N) / temperature + bias); 0 unless calibrated on site images")
     operating_point: str | None = Field(None, description="how the temperature and threshold were fitted")
+    urgent_threshold: float | None = Field(
+        None, ge=0, le=1, description="worklist priority: urgent when P(PNEUMONIA) >= this (a high-specificity point "
+        "at or above the threshold; models/triage.py); absent: every image called PNEUMONIA is urgent")
+    urgent_rule: str | None = Field(None, description="how the urgent threshold was chosen")
+    urgent_out_of_fold: UrgentFigures | None = Field(
+        None, description="the urgent point's cross-fitted specificity, sensitivity, PPV and share of images")
     num_parameters: int
     weights_file: str = WEIGHTS_FILE
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -65,6 +65,16 @@ def render_markdown(card: ModelCard) -> str:
     ]
     if card.operating_point:
         lines.append(f"- How: {card.operating_point}")
+    if card.urgent_threshold is not None:
+        lines.append(f"- Worklist priority: **urgent** when P(PNEUMONIA) >= **{card.urgent_threshold:.4f}**, "
+                     "else routine")
+        if card.urgent_rule:
+            lines.append(f"- How: {card.urgent_rule}")
+        if (u := card.urgent_out_of_fold) is not None:
+            lines.append(f"- Urgent, out of fold: specificity {u.specificity:.3f}, sensitivity {u.sensitivity:.3f}, "
+                         f"PPV {u.ppv if u.ppv is None else f'{u.ppv:.3f}'}, {u.urgent_share:.1%} of images")
+    else:
+        lines.append("- Worklist priority: no urgent point on this card; every image called PNEUMONIA is urgent")
     lines += ["", "## Performance", "", *_metrics_rows(card.metrics)]
     if card.base_metrics:
         lines += ["", f"Base model `{card.base_model}` on the same validation split:", "",

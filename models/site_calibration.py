@@ -33,6 +33,7 @@ from models.metrics import fit_calibration, score_fractions, screening_threshold
 from models.package import PREDICTIONS_FILE as TEST_PREDICTIONS_FILE
 from models.package import write_predictions
 from models.registry import CLASSES
+from models.triage import URGENT_MIN_SPECIFICITY, cross_fit_urgent, describe_urgent_rule, high_specificity_threshold
 from models.weights import LoadedModel, load_model
 
 MIN_PER_CLASS = 20  # below this a 95 %-sensitivity threshold rests on one or two positives per fold
@@ -111,7 +112,9 @@ def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor
     patients = [patient_id(p) for p in ds.paths]
     k = min(folds, len(set(patients)))
     crossed = cross_fit(logits, ds.labels, patients, k=k, min_sensitivity=min_sensitivity, method=method)
-    crossed.pop("p_out_of_fold")
+    p_oof = crossed.pop("p_out_of_fold")
+    urgent = high_specificity_threshold(y, p_new, min_specificity=URGENT_MIN_SPECIFICITY, floor=threshold)
+    urgent_oof = cross_fit_urgent(y, p_oof, patients, screening_threshold=threshold, k=k)
     previous = summarize(y, calibrated_p_pneumonia(logits, old.temperature, old.bias).numpy(), old.threshold)
     now = dt.datetime.now(dt.timezone.utc)
     calibration = SiteCalibration(
@@ -133,6 +136,8 @@ def calibrated_card(loaded: LoadedModel, ds: TensorDataset, logits: torch.Tensor
     return old.model_copy(update={
         "version": version or f"{old.version}+cal.{now.strftime('%Y%m%d%H%M%S')}",
         "temperature": temperature, "bias": bias, "threshold": threshold,
+        "urgent_threshold": urgent, "urgent_out_of_fold": urgent_oof,
+        "urgent_rule": describe_urgent_rule(URGENT_MIN_SPECIFICITY, len(y), data_label),
         "operating_point": (f"{'temperature and bias' if method == 'platt' else 'temperature'}: NLL on the "
                             f"{len(y)} calibration images ({data_label}); threshold: highest with sensitivity >= "
                             f"{min_sensitivity:g} on them; figures cross-fitted ({k} folds by patient)"),

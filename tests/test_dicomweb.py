@@ -1,185 +1,25 @@
-"""DICOM results (SC + SR), STOW-RS intake and delivery to a PACS (mocked here; Orthanc in test_orthanc.py)."""
+"""STOW-RS intake and delivery to a PACS (mocked here; Orthanc in test_orthanc.py)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
-import highdicom as hd
 import httpx
-import numpy as np
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from app.core.config import Settings
-from app.dicom.codes import Finding
 from app.dicom.multipart import check_related, encode_related, parse_related
-from app.dicom.structured_report import device_uid
 from app.main import create_app
 from app.pacs.results import ResultStore
-from tests.synth import chest_like, dicom_bytes
+from tests.dicom_helpers import PHI, PM_CLASS, SC_CLASS, SR_CLASS, cr, header, instances, mpeg2
 from tests.waiting import wait_for
-
-XRAY = chest_like(300, 240, seed=3)
-PHI = {"PatientName": "Zyxwv^Qponm", "PatientID": "PID-8841", "PatientBirthDate": "20120304",
-       "AccessionNumber": "ACC-77123", "PatientSex": "F"}
-SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
-SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33"
-
-
-def cr(**kw) -> bytes:
-    return dicom_bytes(kw.pop("pixels", XRAY), patient=kw.pop("patient", PHI), **kw)
-
-
-def mpeg2() -> bytes:
-    """A CR whose pixel data claims MPEG-2 video: a transfer syntax nothing here decodes."""
-    from pydicom.encaps import encapsulate
-
-    ds = pydicom.dcmread(io.BytesIO(cr()))
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
-    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + bytes(60)])
-    ds["PixelData"].VR = "OB"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
-def header(data: bytes) -> pydicom.Dataset:
-    return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-
-
-def instances(response: httpx.Response) -> list[pydicom.Dataset]:
-    parts = parse_related(response.content, check_related(response.headers["content-type"]))
-    return [pydicom.dcmread(io.BytesIO(bytes(p.data))) for p in parts]
-
-
-def sr_values(sr: pydicom.Dataset) -> dict[str, object]:
-    """Flatten the report tree: code meaning of each item's concept name -> its value."""
-    out: dict[str, object] = {}
-
-    def walk(items) -> None:  # noqa: ANN001
-        for item in items:
-            name = item.ConceptNameCodeSequence[0].CodeMeaning
-            if item.ValueType == "CODE":
-                out[name] = item.ConceptCodeSequence[0].CodeValue
-            elif item.ValueType == "NUM":
-                out[name] = float(item.MeasuredValueSequence[0].NumericValue)
-            elif item.ValueType == "TEXT":
-                out[name] = item.TextValue
-            elif item.ValueType == "IMAGE":
-                out[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-            elif item.ValueType == "UIDREF":
-                out[name] = item.UID
-            walk(item.get("ContentSequence", []))
-
-    walk(sr.ContentSequence)
-    return out
-
-
-# -- POST /predict?output=dicom -------------------------------------------------------------------
-
-def test_predict_dicom_output_is_sc_and_sr_in_the_same_study(client):
-    src = cr()
-    source = header(src)
-    plain = client.post("/predict?heatmap=none", content=src, headers={"content-type": "application/dicom"}).json()
-    r = client.post("/predict?output=dicom", content=src, headers={"content-type": "application/dicom"})
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"].startswith('multipart/related; type="application/dicom"; boundary=')
-    sc, sr = instances(r)
-
-    for ds in (sc, sr):
-        assert ds.StudyInstanceUID == source.StudyInstanceUID
-        assert ds.PatientID == PHI["PatientID"] and str(ds.PatientName) == PHI["PatientName"]
-        assert ds.AccessionNumber == PHI["AccessionNumber"]
-        assert ds.SeriesInstanceUID != source.SeriesInstanceUID and ds.SOPInstanceUID != source.SOPInstanceUID
-        assert "pneumonia screening" in ds.SeriesDescription.lower()
-    assert sc.SeriesInstanceUID != sr.SeriesInstanceUID
-
-    assert sc.SOPClassUID == SC_CLASS and sc.file_meta.MediaStorageSOPClassUID == SC_CLASS
-    assert (sc.Rows, sc.Columns, sc.SamplesPerPixel) == (300, 240, 3)
-    # JPEG baseline by default (CXR_DICOM_SC_COMPRESSION): small, and every PACS decodes it
-    assert sc.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
-    assert sc.PhotometricInterpretation == "YBR_FULL_422" and sc.LossyImageCompression == "01"
-    assert sc.BurnedInAnnotation == "YES"
-    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
-    rgb = sc.pixel_array
-    assert rgb.shape == (300, 240, 3)
-    assert (rgb[:5] == 0).mean() > 0.5  # the black banner with the burned-in text
-    assert not np.array_equal(rgb[..., 0], rgb[..., 2])  # a colour overlay, not the gray X-ray
-
-    assert sr.SOPClassUID == SR_CLASS
-    values = sr_values(sr)
-    p = plain["probabilities"]["PNEUMONIA"]
-    assert values["Finding"] == "233604007"  # SNOMED CT pneumonia
-    assert values["Pneumonia"] == ("52101004" if plain["prediction"] == "PNEUMONIA" else "2667000")
-    assert values["Calibrated probability of pneumonia"] == pytest.approx(p, abs=1e-6)
-    assert values["Decision threshold on the probability of pneumonia"] == pytest.approx(plain["threshold"])
-    assert values["Algorithm Name"] == plain["model"]["name"]
-    assert values["Algorithm Version"] == plain["model"]["version"]
-    assert values["Source of Measurement"] == source.SOPInstanceUID
-    assert "not for diagnostic use" in values["Impression"]
-    assert sr.CurrentRequestedProcedureEvidenceSequence[0].StudyInstanceUID == source.StudyInstanceUID
-    assert r.headers["x-cxr-prediction"] == plain["prediction"]
-
-    # the observer device is the model: one stable UID per model name + version, for every report
-    again = sr_values(instances(client.post("/predict?output=dicom", content=cr(),
-                                            headers={"content-type": "application/dicom"}))[1])
-    assert values["Device Observer UID"] == again["Device Observer UID"]
-    assert values["Device Observer UID"].startswith("2.25.")
-    other = Finding(pneumonia=True, probability=0.9, threshold=0.5, model_name=plain["model"]["name"],
-                    model_version=plain["model"]["version"] + "-b")
-    assert device_uid(other) != values["Device Observer UID"]
-
-    # highdicom reads both back as what they claim to be
-    report = hd.sr.ComprehensiveSR.from_dataset(sr)
-    assert report.SOPInstanceUID == sr.SOPInstanceUID
-    assert hd.Image.from_dataset(sc).SOPInstanceUID == sc.SOPInstanceUID
-
-
-def test_uncompressed_secondary_capture_on_request(settings):
-    settings.dicom_sc_compression = "none"
-    with TestClient(create_app(settings, configure_logs=False)) as c:
-        r = c.post("/predict?output=dicom", content=cr(), headers={"content-type": "application/dicom"})
-    sc = instances(r)[0]
-    assert sc.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1" and sc.PhotometricInterpretation == "RGB"
-    assert sc.pixel_array.shape == (300, 240, 3) and "LossyImageCompression" not in sc
-
-
-def test_monochrome1_input_gives_the_same_finding(client):
-    a = client.post("/predict?output=dicom", content=cr(), headers={"content-type": "application/dicom"})
-    b = client.post("/predict?output=dicom", content=cr(pixels=255 - XRAY, photometric="MONOCHROME1"),
-                    headers={"content-type": "application/dicom"})
-    assert a.headers["x-cxr-probability-pneumonia"] == b.headers["x-cxr-probability-pneumonia"]
-
-
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) is not installed")
-def test_results_pass_dciodvfy(client, tmp_path):
-    src = cr(patient={**PHI, "StudyDate": "20240101", "StudyTime": "101010", "StudyID": "1"})
-    r = client.post("/predict?output=dicom", content=src, headers={"content-type": "application/dicom"})
-    for i, ds in enumerate(instances(r)):
-        path = tmp_path / f"{i}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-        errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
-        assert errors == [], errors
-
-
-@pytest.mark.parametrize(("content", "ctype", "status", "needle"), [
-    (b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png", 415, "needs a DICOM input"),
-    (dicom_bytes(XRAY, with_pixels=False), "application/dicom", 422, "no pixel data"),
-    (dicom_bytes(XRAY, sop_class=SR_CLASS), "application/dicom", 422, "is not an image"),
-])
-def test_predict_dicom_output_bad_input(client, content, ctype, status, needle):
-    r = client.post("/predict?output=dicom", content=content, headers={"content-type": ctype})
-    assert r.status_code == status and needle in r.json()["detail"]
-
 
 # -- STOW-RS ---------------------------------------------------------------------------------------
 
@@ -232,10 +72,13 @@ def test_stow_accepts_radiographs_and_reports_the_rest(client):
 
     got = client.get(f"/dicomweb/results/{row['id']}/instances")
     assert got.status_code == 200
-    sc, sr = instances(got)
-    assert (sc.SOPInstanceUID, sr.SOPInstanceUID) == (row["secondary_capture_sop_instance_uid"],
-                                                     row["structured_report_sop_instance_uid"])
-    assert sc.StudyInstanceUID == sr.StudyInstanceUID == study
+    sr, pm, sc = instances(got)  # CXR_DICOM_OUTPUTS default: all three, the report first
+    assert [ds.SOPClassUID for ds in (sr, pm, sc)] == [SR_CLASS, PM_CLASS, SC_CLASS]
+    assert (sr.SOPInstanceUID, pm.SOPInstanceUID, sc.SOPInstanceUID) == (
+        row["structured_report_sop_instance_uid"], row["parametric_map_sop_instance_uid"],
+        row["secondary_capture_sop_instance_uid"])
+    assert sc.StudyInstanceUID == sr.StudyInstanceUID == pm.StudyInstanceUID == study
+    assert row["priority"] == direct["priority"]
 
 
 @pytest.mark.parametrize(("ctype", "body", "status", "needle"), [
@@ -354,12 +197,12 @@ def test_results_reach_the_pacs_after_retries(pacs_app):
     assert stow(client, [data]).status_code == 202
     row = wait_delivery(client, study, ("delivered",))
     assert row["delivery_attempts"] == 3 and pacs.calls == 3
-    assert [ds.SOPClassUID for ds in pacs.stored] == [SC_CLASS, SR_CLASS]
+    assert [ds.SOPClassUID for ds in pacs.stored] == [SR_CLASS, PM_CLASS, SC_CLASS]
     assert all(ds.StudyInstanceUID == study for ds in pacs.stored)
     assert pacs.auth[-1] == httpx.BasicAuth("ai", "secret")._auth_header  # type: ignore[attr-defined]
     metrics = client.get("/metrics").text
-    assert 'cxr_pacs_deliveries_total{outcome="retry"} 2.0' in metrics
-    assert 'cxr_pacs_deliveries_total{outcome="delivered"} 1.0' in metrics
+    assert 'cxr_deliveries_total{outcome="retry",target="pacs"} 2.0' in metrics
+    assert 'cxr_deliveries_total{outcome="delivered",target="pacs"} 1.0' in metrics
     # the audit trail: the request, the instance's screening, the delivery (after the last attempt only)
     trail = client.get("/audit").json()["records"]
     assert [(r["kind"], r["outcome"]) for r in trail] == [
@@ -368,7 +211,7 @@ def test_results_reach_the_pacs_after_retries(pacs_app):
     assert request["status"] == 202 and request["detail"] == "1 instance(s): 1 accepted, 0 failed"
     assert screened["result_id"] == row["id"] == delivered["result_id"] and screened["label"] == row["prediction"]
     assert screened["input"]["format"] == "dicom" and len(screened["instance"]) == 64
-    assert delivered["extra"] == {"attempts": 3}
+    assert delivered["extra"] == {"attempts": 3, "target": "pacs"}
     assert header(data).SOPInstanceUID not in json.dumps(trail) and "PID-8841" not in json.dumps(trail)
 
 
@@ -436,10 +279,7 @@ def test_retention_deletes_finished_results_but_keeps_undelivered_ones(settings)
         data = cr()
         h = header(data)
         rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, data)
-        sc, sr = store.output_paths(rid)
-        sc.parent.mkdir(parents=True)
-        sc.write_bytes(b"sc")
-        sr.write_bytes(b"sr")
+        store.save_outputs(rid, {"sc": b"sc", "sr": b"sr"})
         store.update(rid, state=state, delivery=delivery)
         ids[name] = rid
     assert store.purge(older_than=time.time() - 3600) == 0  # all younger than an hour
@@ -447,7 +287,7 @@ def test_retention_deletes_finished_results_but_keeps_undelivered_ones(settings)
     assert store.get(ids["delivered"]) is None and store.get(ids["local"]) is None and store.get(ids["failed"]) is None
     assert not (store.outputs / ids["delivered"]).exists()
     assert not store.incoming_path(ids["failed"]).exists()
-    assert store.get(ids["pending"])["delivery"] == "pending" and store.output_paths(ids["pending"])[0].exists()
+    assert store.get(ids["pending"])["delivery"] == "pending" and (store.folder(ids["pending"]) / "sr.dcm").exists()
     assert store.get(ids["queued"])["state"] == "queued" and store.incoming_path(ids["queued"]).exists()
 
 
@@ -533,8 +373,8 @@ def test_result_files_gone_from_disk_is_404_not_500(client):
     data = cr()
     stow(client, [data])
     row = wait_done(client, header(data).StudyInstanceUID, 1)[0]
-    sc, _ = client.app.state.services.results.output_paths(row["id"])
-    sc.unlink()
+    for path in client.app.state.services.results.folder(row["id"]).iterdir():
+        path.unlink()
     r = client.get(f"/dicomweb/results/{row['id']}/instances")
     assert r.status_code == 404 and "no longer on disk" in r.json()["detail"]
 

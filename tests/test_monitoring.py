@@ -12,7 +12,7 @@ from app.audit.record import AuditKind, AuditOutcome
 from app.audit.store import AuditStore
 from app.errors import BadRequest
 from models.card import ScoreReference
-from models.metrics import population_stability_index, score_fractions, wilson_interval
+from models.metrics import population_stability_index, wilson_interval
 from tests.synth import chest_like, encode, make_model_dir
 
 NOW = dt.datetime(2026, 6, 10, 12, 0, tzinfo=dt.timezone.utc)

@@ -1,5 +1,5 @@
 """Integration with a real PACS: Orthanc (Debian orthanc + orthanc-dicomweb) forwards a study to the
-service over STOW-RS; the service screens it and sends the SC and SR back into Orthanc's study."""
+service over STOW-RS; the service screens it and sends the SR, Parametric Map and SC back into Orthanc's study."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pydicom
 import pytest
 from PIL import Image
 
+from tests.dicom_helpers import PM_CLASS, SC_CLASS, SR_CLASS, read_report
 from tests.live_server import free_port, start_server, wait_ready
 from tests.synth import DATA_ROOT, dicom_bytes
 from tests.waiting import wait_for
@@ -125,7 +126,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, 
 
 @pytest.mark.parametrize(("modality", "photometric"), [("CR", "MONOCHROME2"), ("CR", "MONOCHROME1"),
                                                         ("DX", "MONOCHROME2")])
-def test_orthanc_forwards_a_study_and_gets_sc_and_sr_back(peers, modality, photometric):
+def test_orthanc_forwards_a_study_and_gets_sr_pm_and_sc_back(peers, modality, photometric):
     service_url, orthanc_url, _ = peers
     pixels = xray()
     sop_class = "1.2.840.10008.5.1.4.1.1.1" if modality == "CR" else "1.2.840.10008.5.1.4.1.1.1.1"
@@ -143,25 +144,30 @@ def test_orthanc_forwards_a_study_and_gets_sc_and_sr_back(peers, modality, photo
     sent = pacs.post("/dicom-web/servers/cxr/stow", json={"Resources": [study_id], "Synchronous": True})
     assert sent.status_code == 200, sent.text
 
-    found = wait_for(lambda: pacs.get(f"/studies/{study_id}/instances").json(), lambda f: len(f) >= 3, timeout=120,
-                     what="the SC and SR in the PACS study", interval=0.5)
+    found = wait_for(lambda: pacs.get(f"/studies/{study_id}/instances").json(), lambda f: len(f) >= 4, timeout=120,
+                     what="the SR, PM and SC in the PACS study", interval=0.5)
 
     by_class = {}
     for inst in found:
         ds = pydicom.dcmread(io.BytesIO(pacs.get(f"/instances/{inst['ID']}/file").content))
         by_class[str(ds.SOPClassUID)] = ds
-    sc, sr = by_class["1.2.840.10008.5.1.4.1.1.7"], by_class["1.2.840.10008.5.1.4.1.1.88.33"]
-    for ds in (sc, sr):
+    sc, sr, pm = by_class[SC_CLASS], by_class[SR_CLASS], by_class[PM_CLASS]
+    for ds in (sc, sr, pm):
         assert ds.StudyInstanceUID == source.StudyInstanceUID and ds.PatientID == PHI["PatientID"]
-    assert (sc.Rows, sc.Columns) == pixels.shape
+    assert (sc.Rows, sc.Columns) == pixels.shape == pm.pixel_array.shape
+
+    # Orthanc's own DICOMweb (QIDO-RS) lists all three beside the source
+    qido = pacs.get(f"/dicom-web/studies/{source.StudyInstanceUID}/instances").json()
+    assert sorted(i["00080016"]["Value"][0] for i in qido) == sorted([sop_class, SR_CLASS, PM_CLASS, SC_CLASS])
 
     # The finding in the PACS is what the service predicts for the same image.
     direct = ours.post("/predict?heatmap=none", content=data, headers={"Content-Type": "application/dicom"}).json()
-    present = [item for item in sr.ContentSequence if item.ValueType == "CODE"
-               and item.ConceptNameCodeSequence[0].CodeValue == "121071"][0]
-    assert present.ConceptCodeSequence[0].CodeValue == "233604007"
-    presence = present.ContentSequence[0].ConceptCodeSequence[0].CodeValue
-    assert presence == ("52101004" if direct["prediction"] == "PNEUMONIA" else "2667000")
+    report = read_report(sr)
+    assert report["template"] == "1500" and report["finding_type"] == "233604007"
+    assert report["evaluations"]["Pneumonia"] == ("52101004" if direct["prediction"] == "PNEUMONIA" else "2667000")
+    assert report["measurements"]["Calibrated probability of pneumonia"] == pytest.approx(
+        direct["probabilities"]["PNEUMONIA"], abs=1e-6)
+    assert 0 <= pm.pixel_array.min() and pm.pixel_array.max() <= 1
 
     rows = ours.get("/dicomweb/results", params={"StudyInstanceUID": source.StudyInstanceUID}).json()["results"]
     assert len(rows) == 1 and rows[0]["delivery"] == "delivered"
@@ -190,7 +196,7 @@ def test_shipped_routing_rule_forwards_radiographs_without_loops(peers):
     assert pacs.post("/instances", content=fence).status_code == 200
     delivered(ours, pydicom.dcmread(io.BytesIO(fence), stop_before_pixels=True).StudyInstanceUID)
     assert len(ours.get("/dicomweb/results", params={"StudyInstanceUID": study}).json()["results"]) == 1
-    assert len(pacs.get(f"/studies/{stored.json()['ParentStudy']}/instances").json()) == 3
+    assert len(pacs.get(f"/studies/{stored.json()['ParentStudy']}/instances").json()) == 4  # source, SR, PM, SC
     assert ours.get("/dicomweb/results", params={"StudyInstanceUID": other_study}).json()["results"] == []
 
 
@@ -213,11 +219,10 @@ def test_a_lateral_view_gets_a_not_evaluated_report_in_the_pacs(peers):
     for inst in found:
         ds = pydicom.dcmread(io.BytesIO(pacs.get(f"/instances/{inst['ID']}/file").content))
         classes[str(ds.SOPClassUID)] = ds
-    assert set(classes) == {"1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.88.33"}  # source + report
-    sr = classes["1.2.840.10008.5.1.4.1.1.88.33"]
-    impression = [i.TextValue for i in sr.ContentSequence if i.ValueType == "TEXT"
-                  and i.ConceptNameCodeSequence[0].CodeValue == "121073"][0]
-    assert impression.startswith("AI screening: NOT EVALUATED - lateral view (ViewPosition LL)")
+    assert set(classes) == {"1.2.840.10008.5.1.4.1.1.1", SR_CLASS}  # source + report: no map, no overlay
+    report = read_report(classes[SR_CLASS])
+    assert report["texts"]["Reason the image was not evaluated"] == "lateral view (ViewPosition LL)"
+    assert report["evaluations"] == {"Worklist priority": "NOT_EVALUATED"}
 
 
 def test_service_log_has_no_patient_data(peers):

@@ -92,10 +92,11 @@ class AuditTrail:
         return self.store.append({"kind": AuditKind.stow_instance, "outcome": outcome, "result_id": result_id,
                                   **self._facts_fields(facts)})
 
-    def delivery(self, result_id: str, *, delivered: bool, attempts: int, detail: str | None) -> AuditRecord:
+    def delivery(self, result_id: str, *, delivered: bool, attempts: int, detail: str | None,
+                 target: str = "pacs") -> AuditRecord:
         return self.store.append({"kind": AuditKind.delivery, "result_id": result_id, "detail": detail,
                                   "outcome": AuditOutcome.delivered if delivered else AuditOutcome.delivery_failed,
-                                  "extra": {"attempts": attempts}})
+                                  "extra": {"attempts": attempts, "target": str(getattr(target, "value", target))}})
 
     def prune(self, retention_days: float | None) -> AuditRecord | None:
         if not retention_days:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The shipped models beside the source tree (an editable install); a container sets CXR_WEIGHTS_DIR.
 SOURCE_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+
+
+class DicomOutput(str, Enum):
+    """The result objects the service can write for a DICOM input (README: DICOM results)."""
+
+    sr = "sr"  # TID 1500 Measurement Report (Comprehensive 3D SR)
+    pm = "pm"  # Parametric Map of the class map
+    sc = "sc"  # Secondary Capture of the overlay with the finding burned in
 
 
 class Settings(BaseSettings):
@@ -81,6 +90,11 @@ class Settings(BaseSettings):
     dicom_queue_size: int = Field(256, ge=1, description="STOW-RS instances waiting for inference before 503/A700")
     dicom_sc_compression: Literal["jpeg", "none"] = Field(
         "jpeg", description="Secondary Capture encoding: jpeg (baseline, ~10x smaller) or none (lossless)")
+    dicom_outputs: str = Field("sr,pm,sc", description="result objects for STOW-RS delivery and "
+                               "/predict?output=dicom: comma list of sr, pm, sc")
+    fhir_url: str | None = Field(None, description="FHIR R4 base URL that a transaction Bundle per STOW-RS result is "
+                                 "posted to (retried like the PACS delivery); unset: no FHIR delivery")
+    fhir_token: SecretStr | None = Field(None, description="bearer token for the FHIR server")
     dicom_retention_days: float = Field(
         30, ge=0, description="delete finished DICOM results (they hold patient data) after this many days; 0: keep")
     dicom_workers: int = Field(4, ge=1, le=64, description="STOW-RS instances processed at once (they share the batcher)")
@@ -97,6 +111,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     docs_enabled: bool = True
+
+    @field_validator("dicom_outputs")
+    @classmethod
+    def _known_outputs(cls, value: str) -> str:
+        names = [v.strip().lower() for v in value.split(",") if v.strip()]
+        unknown = [n for n in names if n not in DicomOutput.__members__]
+        if unknown or not names:
+            raise ValueError(f"CXR_DICOM_OUTPUTS: {', '.join(unknown) or 'empty'}; use a comma list of sr, pm, sc")
+        return ",".join(names)
+
+    @property
+    def dicom_output_kinds(self) -> tuple[DicomOutput, ...]:
+        """The configured objects in delivery order (SR first: a PACS files the report before the images)."""
+        chosen = set(self.dicom_outputs.split(","))
+        return tuple(kind for kind in DicomOutput if kind.value in chosen)
 
     @property
     def integrity_guard_dir(self) -> Path:

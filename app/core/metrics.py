@@ -22,8 +22,8 @@ class Metrics:
         self.predictions = Counter("cxr_predictions_total", "predictions by label", ["label"], registry=r)
         self.dicom_instances = Counter("cxr_dicom_instances_total", "STOW-RS instances by outcome "
                                        "(accepted, rejected, done, not_evaluated, failed)", ["outcome"], registry=r)
-        self.pacs_deliveries = Counter("cxr_pacs_deliveries_total", "result deliveries to the PACS by outcome "
-                                       "(delivered, retry, failed)", ["outcome"], registry=r)
+        self.deliveries = Counter("cxr_deliveries_total", "result deliveries by target (pacs, fhir) and outcome "
+                                  "(delivered, retry, failed)", ["target", "outcome"], registry=r)
         self.integrity = Counter("cxr_integrity_total", "integrity check outcomes (accepted, or the refusal: modality, "
                                  "body_part, lateral_view, not_frontal_chest)", ["outcome"], registry=r)
         self.monitor_positive_rate = Gauge("cxr_monitor_positive_rate", "share called PNEUMONIA over the monitoring "

@@ -7,6 +7,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from app.dicom.annotate import burn_in
+from app.dicom.equipment import contributing_equipment
 from app.dicom.codes import DISCLAIMER, MANUFACTURER, SC_SERIES_DESCRIPTION, SC_SERIES_NUMBER, Finding
 
 
@@ -14,7 +15,8 @@ def banner(finding: Finding) -> list[str]:
     return [
         f"Finding: {'PNEUMONIA suspected' if finding.pneumonia else 'no pneumonia detected'}  "
         f"P(pneumonia) = {finding.probability:.3f} (threshold {finding.threshold:.3f})",
-        f"Model: {finding.model_name} {finding.model_version}  |  heatmap: Grad-CAM for PNEUMONIA",
+        f"Priority: {finding.priority.value.upper()}  |  model: {finding.model_name} {finding.model_version}  |  "
+        "heatmap: Grad-CAM for PNEUMONIA",
         DISCLAIMER,
     ]
 
@@ -65,6 +67,7 @@ def build_secondary_capture(source: Dataset, overlay_rgb: np.ndarray, finding: F
         # JPEG baseline: a 2048² overlay is ~1 MB instead of 12 MB, and every PACS reads it;
         # "none": explicit VR little endian, lossless
         transfer_syntax_uid=JPEG_BASELINE if compression == "jpeg" else EXPLICIT_LITTLE,
+        contributing_equipment=contributing_equipment(finding.model_name, finding.model_version),
     )
     if compression == "jpeg":  # General Image module: say that lossy compression was applied
         sc.LossyImageCompression = "01"

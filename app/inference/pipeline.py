@@ -29,6 +29,7 @@ from models.imaging import DecodedImage, decode_image
 from models.integrity.check import IntegrityResult, header_verdict, judge
 from models.integrity.dicom_rules import HeaderVerdict
 from models.integrity.guard import LoadedGuard
+from models.triage import Priority, priority
 
 log = logging.getLogger(__name__)
 Target = Literal["PNEUMONIA", "NORMAL", "predicted"]
@@ -58,6 +59,12 @@ class Inference:
     seconds: dict[str, float]
     integrity: IntegrityResult | None = None  # None: the check is off
     warnings: tuple[str, ...] = ()
+
+    @property
+    def priority(self) -> Priority:
+        """Worklist priority from the card's urgent point (models/triage.py)."""
+        card = self.model.card
+        return priority(self.p_pneumonia, card.threshold, card.urgent_threshold)
 
     def cam(self, target: Target = "PNEUMONIA") -> np.ndarray:
         """The class map for ``target`` scaled to [0, 1]."""
@@ -169,6 +176,8 @@ class Predictor:
             prediction=inf.label,
             probabilities={Label.NORMAL: 1.0 - inf.p_pneumonia, Label.PNEUMONIA: inf.p_pneumonia},
             threshold=inf.model.card.threshold,
+            priority=inf.priority,
+            urgent_threshold=inf.model.card.urgent_threshold,
             model=inf.model.ref,
             heatmap=None if rendered is None else Heatmap(
                 target=Label(target_label), kind=heatmap or "overlay", media_type=rendered.media_type,

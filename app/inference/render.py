@@ -59,10 +59,16 @@ def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def cam_at(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) map in [0, 1] -> (H, W) float32 at ``size`` = (width, height), bilinear: the values every
+    picture of the map (overlay, mask, DICOM Parametric Map) is made from."""
+    img = Image.fromarray(np.ascontiguousarray(cam, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.float32)
+
+
 def upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w) map in [0, 1] -> (H, W) uint8 0..255, bilinear."""
-    img = Image.fromarray(np.ascontiguousarray(cam, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(cam_at(cam, size) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay", size: tuple[int, int] | None = None,

@@ -1,9 +1,11 @@
 """SQLite (WAL) record of every STOW-RS instance taken in and the results produced for it.
 
 One row per source instance: inference state (queued → processing → done | not_evaluated | failed) and
-delivery state to the PACS (not_configured | pending → delivered | failed). Files live
-beside it: the incoming instance until it is processed, then the SC and SR (only the SR for an
-image the integrity check refused: state not_evaluated, the reason in ``error``).
+delivery state to each target, the PACS and the FHIR server (not_configured | pending → delivered |
+failed), each with its own attempts and next attempt. Files live beside it: the incoming instance
+until it is processed, then the result objects CXR_DICOM_OUTPUTS names (``sr.dcm``, ``pm.dcm``,
+``sc.dcm``; only the SR for an image the integrity check refused: state not_evaluated, the reason in
+``error``) and the FHIR Bundle (``fhir.json``) when a FHIR server is configured.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from enum import Enum
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,34 @@ class DeliveryState(str, Enum):
     delivered = "delivered"
     failed = "failed"
 
+
+class Target(str, Enum):
+    pacs = "pacs"
+    fhir = "fhir"
+
+
+@dataclass(frozen=True)
+class TargetColumns:
+    state: str
+    attempts: str
+    next_attempt_at: str
+    error: str
+    delivered_at: str
+
+
+COLUMNS = {
+    Target.pacs: TargetColumns("delivery", "attempts", "next_attempt_at", "delivery_error", "delivered_at"),
+    Target.fhir: TargetColumns("fhir_delivery", "fhir_attempts", "fhir_next_attempt_at", "fhir_error",
+                               "fhir_delivered_at"),
+}
+OUTPUT_ORDER = ("sr", "pm", "sc")  # delivery order: the report before the images
+FHIR_FILE = "fhir.json"
+# columns added after the first release: (name, declaration); added to an older file on open
+ADDED_COLUMNS = (
+    ("pm_sop_instance_uid", "TEXT"), ("priority", "TEXT"),
+    ("fhir_delivery", "TEXT NOT NULL DEFAULT 'not_configured'"), ("fhir_attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("fhir_next_attempt_at", "REAL"), ("fhir_error", "TEXT"), ("fhir_delivered_at", "REAL"),
+)
 
 DELIVERABLE = (ResultState.done, ResultState.not_evaluated)  # states with instances to send
 _DELIVERABLE_SQL = "(" + ", ".join(f"'{s.value}'" for s in DELIVERABLE) + ")"
@@ -76,6 +107,10 @@ class ResultStore:
         self.outputs.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = open_wal(self.root / "results.sqlite3", SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(results)")}
+        for name, declaration in ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {declaration}")
 
     def close(self) -> None:
         self._db.close()
@@ -84,22 +119,28 @@ class ResultStore:
     def incoming_path(self, result_id: str) -> Path:
         return self.incoming / f"{result_id}.dcm"
 
-    def output_paths(self, result_id: str) -> tuple[Path, Path]:
-        folder = self.outputs / result_id
-        return folder / "sc.dcm", folder / "sr.dcm"
+    def folder(self, result_id: str) -> Path:
+        return self.outputs / result_id
 
-    def save_outputs(self, result_id: str, sc: bytes | None, sr: bytes) -> None:
-        sc_path, sr_path = self.output_paths(result_id)
-        sc_path.parent.mkdir(parents=True, exist_ok=True)
-        if sc is not None:
-            write_atomic(sc_path, sc, mode=PRIVATE)
-        write_atomic(sr_path, sr, mode=PRIVATE)
+    def save_outputs(self, result_id: str, objects: dict[str, bytes], fhir: bytes | None = None) -> None:
+        """``objects``: kind (sr, pm, sc) -> Part-10 bytes; ``fhir``: the Bundle, when one is delivered."""
+        folder = self.folder(result_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, data in objects.items():
+            write_atomic(folder / f"{kind}.dcm", data, mode=PRIVATE)
+        if fhir is not None:
+            write_atomic(folder / FHIR_FILE, fhir, mode=PRIVATE)
 
-    def load_outputs(self, result_id: str, *, with_sc: bool = True) -> list[bytes]:
-        """[SC, SR] Part-10 bytes ([SR] alone for a result that was not evaluated: ``with_sc`` False);
-        OSError when one of them is not on disk."""
-        sc_path, sr_path = self.output_paths(result_id)
-        return [path.read_bytes() for path in ((sc_path, sr_path) if with_sc else (sr_path,))]
+    def load_outputs(self, result_id: str) -> list[bytes]:
+        """The result's Part-10 objects in delivery order; OSError when there are none on disk."""
+        folder = self.folder(result_id)
+        found = [folder / f"{kind}.dcm" for kind in OUTPUT_ORDER if (folder / f"{kind}.dcm").is_file()]
+        if not found:
+            raise FileNotFoundError(f"no result objects for {result_id}")
+        return [path.read_bytes() for path in found]
+
+    def load_fhir(self, result_id: str) -> list[bytes]:
+        return [(self.folder(result_id) / FHIR_FILE).read_bytes()]
 
     # -- rows -------------------------------------------------------------------------------
     def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, data: bytes) -> str:
@@ -166,27 +207,31 @@ class ResultStore:
             ids = [r[0] for r in self._db.execute(
                 "SELECT id FROM results WHERE created_at < ? AND (state = 'failed' OR (state IN "
                 + _DELIVERABLE_SQL + " AND "
-                "delivery IN ('delivered', 'not_configured')))", (older_than,)).fetchall()]
+                "delivery IN ('delivered', 'not_configured') AND fhir_delivery IN ('delivered', 'not_configured')))",
+                (older_than,)).fetchall()]
         for result_id in ids:
-            for path in (*self.output_paths(result_id), self.incoming_path(result_id)):
-                path.unlink(missing_ok=True)
-            folder = self.outputs / result_id
+            self.incoming_path(result_id).unlink(missing_ok=True)
+            folder = self.folder(result_id)
             if folder.is_dir():
+                for path in folder.iterdir():
+                    path.unlink(missing_ok=True)
                 folder.rmdir()
             with self._lock:
                 self._db.execute("DELETE FROM results WHERE id = ?", (result_id,))
         return len(ids)
 
-    def due_deliveries(self, now: float, limit: int = 16) -> list[dict[str, Any]]:
+    def due_deliveries(self, now: float, target: Target = Target.pacs, limit: int = 16) -> list[dict[str, Any]]:
+        c = COLUMNS[target]
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM results WHERE delivery = 'pending' AND state IN " + _DELIVERABLE_SQL + " AND "
-                "(next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY next_attempt_at, created_at LIMIT ?",
-                (now, limit)).fetchall()
+                f"SELECT * FROM results WHERE {c.state} = 'pending' AND state IN " + _DELIVERABLE_SQL + " AND "
+                f"({c.next_attempt_at} IS NULL OR {c.next_attempt_at} <= ?) "
+                f"ORDER BY {c.next_attempt_at}, created_at LIMIT ?", (now, limit)).fetchall()
         return [dict(r) for r in rows]
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, target: Target = Target.pacs) -> float | None:
+        c = COLUMNS[target]
         with self._lock:
-            row = self._db.execute("SELECT MIN(COALESCE(next_attempt_at, 0)) FROM results "
-                                   "WHERE delivery = 'pending' AND state IN " + _DELIVERABLE_SQL).fetchone()
+            row = self._db.execute(f"SELECT MIN(COALESCE({c.next_attempt_at}, 0)) FROM results "
+                                   f"WHERE {c.state} = 'pending' AND state IN " + _DELIVERABLE_SQL).fetchone()
         return None if row is None or row[0] is None else float(row[0])

@@ -9,10 +9,12 @@ succeeds or runs out of attempts; either way the row says what happened.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
 import time
 
+import pydicom
 from starlette.concurrency import run_in_threadpool
 
 from app.audit.record import AuditOutcome
@@ -21,15 +23,18 @@ from app.audit.trail import AuditTrail, ScreeningFacts, record_inference, record
 from app.core.aio import cancel_and_wait
 from app.core.config import Settings
 from app.pacs.intake import Eligible, check_instance
+from app.dicom.codes import Finding
 from app.dicom.multipart import Part
 from app.dicom.stow_response import Accepted, Failed, FailureReason
 from app.errors import NotEvaluated, NotReady, QueueFull
-from app.pacs.outputs import DicomResults, NotEvaluatedReport, build_not_evaluated, build_results, to_part10
+from app.pacs.outputs import DicomResults, build_not_evaluated, build_results
+from app.core.config import DicomOutput
 from app.core.metrics import Metrics
+from app.fhir.bundle import ImagingRef, bundle_json, result_bundle
 from app.pacs.client import PacsClient
-from app.pacs.delivery import Delivery
+from app.pacs.delivery import Client, Delivery
 from app.inference.pipeline import Predictor
-from app.pacs.results import ResultStore
+from app.pacs.results import ResultStore, Target
 from models.errors import CXRError
 
 log = logging.getLogger(__name__)
@@ -37,14 +42,16 @@ log = logging.getLogger(__name__)
 
 class StowService:
     def __init__(self, settings: Settings, store: ResultStore, predictor: Predictor, metrics: Metrics,
-                 pacs: PacsClient, *, audit: AuditTrail | None = None, inputs: InputKeeper | None = None) -> None:
+                 pacs: PacsClient, *, fhir: Client | None = None, audit: AuditTrail | None = None,
+                 inputs: InputKeeper | None = None) -> None:
         self.settings = settings
         self.store = store
         self.predictor = predictor
         self.metrics = metrics
         self.audit = audit  # one record per processed instance (and per delivery outcome, in Delivery)
         self.inputs = inputs  # screened instances kept for feedback (CXR_KEEP_INPUTS_DAYS)
-        self.delivery = Delivery(settings, store, metrics, pacs, audit=audit)
+        self.delivery = Delivery(settings, store, metrics, pacs, target=Target.pacs, audit=audit)
+        self.fhir = None if fhir is None else Delivery(settings, store, metrics, fhir, target=Target.fhir, audit=audit)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._intake_lock = threading.Lock()  # duplicate check + insert are one step
@@ -96,8 +103,14 @@ class StowService:
                  len(accepted) - len(new), len(failed), ", ".join(sorted({f"{f.reason.name}" for f in failed})) or "-")
         return accepted, failed
 
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return [d for d in (self.delivery, self.fhir) if d is not None]
+
     def retry_delivery(self, result_id: str) -> None:
-        self.delivery.retry(result_id)
+        for delivery in self.deliveries:
+            if delivery.configured:
+                delivery.retry(result_id)
 
     # -- background ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -107,8 +120,9 @@ class StowService:
             log.info("STOW-RS: %d instance(s) accepted before the restart are queued again", self._queue.qsize())
         self._tasks = [asyncio.create_task(self._work(), name=f"stow-worker-{i}")
                        for i in range(self.settings.dicom_workers)]
-        if self.delivery.configured:
-            self._tasks.append(asyncio.create_task(self.delivery.run(), name="pacs-delivery"))
+        for delivery in self.deliveries:
+            if delivery.configured:
+                self._tasks.append(asyncio.create_task(delivery.run(), name=f"{delivery.target.value}-delivery"))
         if self.settings.dicom_retention_days > 0:
             self._tasks.append(asyncio.create_task(self._housekeeping(), name="dicom-retention"))
 
@@ -116,7 +130,8 @@ class StowService:
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
-        await self.delivery.pacs.aclose()
+        for delivery in self.deliveries:
+            await delivery.client.aclose()
 
     async def _work(self) -> None:
         while True:
@@ -129,20 +144,34 @@ class StowService:
                 log.exception("STOW-RS: unexpected error processing result %s", result_id)
                 self.store.update(result_id, state="failed", error="internal error while processing; see the server log")
 
-    async def _screen(self, data: bytes, facts: ScreeningFacts) -> DicomResults | NotEvaluatedReport:
+    async def _screen(self, data: bytes, facts: ScreeningFacts) -> DicomResults:
+        kinds = self.settings.dicom_output_kinds
         while True:
             try:
                 inf = await self.predictor.infer(data)
                 record_inference(facts, inf)
                 break
-            except NotEvaluated as refused:  # the integrity check refused it: a report says so, no heatmap
+            except NotEvaluated as refused:  # the integrity check refused it: a report says so, no map or overlay
                 record_refusal(facts, refused)
                 return await run_in_threadpool(build_not_evaluated, refused.dataset, refused.integrity.reason,
-                                               *refused.model)
+                                               *refused.model, kinds)
             except (QueueFull, NotReady):  # /predict traffic comes first; wait our turn
                 await asyncio.sleep(0.5)
-        return await run_in_threadpool(build_results, inf, alpha=self.settings.heatmap_alpha,
+        return await run_in_threadpool(build_results, inf, kinds, alpha=self.settings.heatmap_alpha,
                                        compression=self.settings.dicom_sc_compression)
+
+    def _save(self, result_id: str, results: DicomResults, source: bytes) -> None:
+        """Write the objects (and the FHIR Bundle when a FHIR server is configured)."""
+        fhir = None
+        if self.fhir is not None and self.fhir.configured:
+            header = pydicom.dcmread(io.BytesIO(source), stop_before_pixels=True, force=True)
+            fhir = bundle_json(result_bundle(results.finding, ImagingRef.of(header), result_id=result_id))
+        self.store.save_outputs(result_id, {k.value: v for k, v in results.encoded().items()}, fhir)
+
+    def _delivery_states(self, results: DicomResults) -> dict[str, str]:
+        pacs = self.delivery.initial_state() if results.objects else "not_configured"  # nothing to send
+        fhir = self.fhir.initial_state() if self.fhir is not None else "not_configured"
+        return {"delivery": pacs, "fhir_delivery": fhir}
 
     async def process(self, result_id: str) -> None:
         path = self.store.incoming_path(result_id)
@@ -154,6 +183,7 @@ class StowService:
         facts = screening_facts(data)
         try:
             results = await self._screen(data, facts)
+            await run_in_threadpool(self._save, result_id, results, data)
         except CXRError as exc:  # unreadable pixels, attributes that cannot be copied: the instance's fault
             facts.detail = exc.detail
             self._audit(result_id, AuditOutcome.error, facts)
@@ -162,39 +192,31 @@ class StowService:
             path.unlink(missing_ok=True)
             log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
             return
-        if isinstance(results, NotEvaluatedReport):
-            self._audit(result_id, AuditOutcome.not_evaluated, facts)
-            await self._not_evaluated(result_id, results)
-            path.unlink(missing_ok=True)
-            return
-        await run_in_threadpool(self.store.save_outputs, result_id, *results.encoded())
         f = results.finding
-        self.store.update(result_id, state="done", error=None, prediction=f.label, probability=f.probability,
-                          threshold=f.threshold, model=f"{f.model_name}@{f.model_version}",
-                          sc_sop_instance_uid=str(results.sc.SOPInstanceUID),
-                          sr_sop_instance_uid=str(results.sr.SOPInstanceUID),
-                          delivery="pending" if self.delivery.configured else "not_configured")
-        if self.inputs is not None and facts.input_sha256:
-            await run_in_threadpool(self.inputs.keep, facts.input_sha256, data, facts.input_format)
+        uids = {"sc_sop_instance_uid": results.uid(DicomOutput.sc), "sr_sop_instance_uid": results.uid(DicomOutput.sr),
+                "pm_sop_instance_uid": results.uid(DicomOutput.pm)}
+        if isinstance(f, Finding):
+            self.store.update(result_id, state="done", error=None, prediction=f.label, probability=f.probability,
+                              threshold=f.threshold, priority=f.priority.value,
+                              model=f"{f.model_name}@{f.model_version}", **uids, **self._delivery_states(results))
+            if self.inputs is not None and facts.input_sha256:
+                await run_in_threadpool(self.inputs.keep, facts.input_sha256, data, facts.input_format)
+            self._audit(result_id, AuditOutcome.screened, facts)
+            self.metrics.dicom_instances.labels("done").inc()
+            log.info("STOW-RS: result %s done (%s, %s)", result_id, f.label, f.priority.value)
+        else:
+            self.store.update(result_id, state="not_evaluated", error=f.reason, priority=f.priority.value,
+                              model=f"{f.model_name}@{f.model_version}", **uids, **self._delivery_states(results))
+            self._audit(result_id, AuditOutcome.not_evaluated, facts)
+            self.metrics.dicom_instances.labels("not_evaluated").inc()
+            log.info("STOW-RS: result %s not evaluated: %s", result_id, f.reason)
         path.unlink(missing_ok=True)
-        self._audit(result_id, AuditOutcome.screened, facts)
-        self.metrics.dicom_instances.labels("done").inc()
-        log.info("STOW-RS: result %s done (%s)", result_id, f.label)
-        self.delivery.wake()
+        for delivery in self.deliveries:
+            delivery.wake()
 
     def _audit(self, result_id: str, outcome: AuditOutcome, facts: ScreeningFacts) -> None:
         if self.audit is not None:
             self.audit.stow_instance(result_id, outcome, facts)
-
-    async def _not_evaluated(self, result_id: str, report: NotEvaluatedReport) -> None:
-        await run_in_threadpool(self.store.save_outputs, result_id, None, to_part10(report.sr))
-        n = report.not_read
-        self.store.update(result_id, state="not_evaluated", error=n.reason, model=f"{n.model_name}@{n.model_version}",
-                          sr_sop_instance_uid=str(report.sr.SOPInstanceUID),
-                          delivery="pending" if self.delivery.configured else "not_configured")
-        self.metrics.dicom_instances.labels("not_evaluated").inc()
-        log.info("STOW-RS: result %s not evaluated: %s", result_id, n.reason)
-        self.delivery.wake()
 
     async def purge_expired(self) -> int:
         cutoff = time.time() - self.settings.dicom_retention_days * 86400

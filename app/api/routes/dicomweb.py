@@ -84,11 +84,14 @@ def to_schema(row: dict) -> DicomResult:
         id=row["id"], study_instance_uid=row["study_uid"], source_sop_class_uid=row["source_sop_class_uid"],
         source_sop_instance_uid=row["source_sop_instance_uid"], state=row["state"], error=row["error"],
         prediction=row["prediction"], probability_pneumonia=row["probability"], threshold=row["threshold"],
-        model=row["model"], secondary_capture_sop_instance_uid=row["sc_sop_instance_uid"],
-        structured_report_sop_instance_uid=row["sr_sop_instance_uid"], delivery=row["delivery"],
+        model=row["model"], priority=row["priority"], secondary_capture_sop_instance_uid=row["sc_sop_instance_uid"],
+        structured_report_sop_instance_uid=row["sr_sop_instance_uid"],
+        parametric_map_sop_instance_uid=row["pm_sop_instance_uid"], delivery=row["delivery"],
         delivery_attempts=row["attempts"], delivery_error=row["delivery_error"],
         next_attempt_at=_ts(row["next_attempt_at"]), created_at=_ts(row["created_at"]),  # type: ignore[arg-type]
-        delivered_at=_ts(row["delivered_at"]),
+        delivered_at=_ts(row["delivered_at"]), fhir_delivery=row["fhir_delivery"],
+        fhir_delivery_attempts=row["fhir_attempts"], fhir_delivery_error=row["fhir_error"],
+        fhir_delivered_at=_ts(row["fhir_delivered_at"]),
     )
 
 
@@ -122,13 +125,14 @@ async def get_result(results: ResultsDep, result_id: ResultId) -> DicomResult:
 @router.get("/results/{result_id}/instances", dependencies=[PredictRoleDep],
             responses={200: {"content": {'multipart/related; type="application/dicom"': {}}},
                        401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
-            summary="The SC and SR produced for one radiograph (multipart/related; the SR alone when not evaluated)")
+            summary="The objects produced for one radiograph (SR, PM, SC as configured; multipart/related; the SR "
+                    "alone when not evaluated)")
 async def get_result_instances(results: ResultsDep, result_id: ResultId) -> Response:
     row = _get(results, result_id)
     if row["state"] not in DELIVERABLE:
         raise ResultNotFound(f"result {result_id} is {row['state']}; instances exist once it is done")
     try:
-        payloads = await run_in_threadpool(results.load_outputs, result_id, with_sc=row["state"] == "done")
+        payloads = await run_in_threadpool(results.load_outputs, result_id)
     except OSError:
         raise ResultNotFound(f"the instances of result {result_id} are no longer on disk") from None
     body, content_type = encode_related(payloads)
@@ -138,11 +142,11 @@ async def get_result_instances(results: ResultsDep, result_id: ResultId) -> Resp
 @router.post("/results/{result_id}/deliver", response_model=DicomResult, dependencies=[AdminDep],
              responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
                         404: {"model": ErrorResponse}},
-             summary="Send a result to the PACS again (after a failed delivery)")
+             summary="Send a result to the PACS and the FHIR server again (after a failed delivery)")
 async def redeliver(results: ResultsDep, stow: StowDep, result_id: ResultId) -> DicomResult:
     row = _get(results, result_id)
-    if not stow.delivery.configured:
-        raise BadRequest("no PACS is configured (CXR_PACS_STOW_URL)")
+    if not any(d.configured for d in stow.deliveries):
+        raise BadRequest("no PACS (CXR_PACS_STOW_URL) or FHIR server (CXR_FHIR_URL) is configured")
     if row["state"] not in DELIVERABLE:
         raise BadRequest(f"result {result_id} is {row['state']}; only done or not_evaluated results can be delivered")
     stow.retry_delivery(result_id)

@@ -11,8 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import InputsDep, PredictorDep, PredictRoleDep, SettingsDep, UploadSlotsDep
 from app.schemas import ErrorResponse, Label, NotEvaluatedResponse, Prediction
 from app.dicom.multipart import encode_related
-from app.pacs.outputs import build_results
-from app.inference.pipeline import Predictor
+from app.fhir.bundle import ImagingRef, bundle_json, result_bundle
+from app.fhir.client import FHIR_JSON
+from app.pacs.outputs import build_results, finding_of
+from app.inference.pipeline import Inference, Predictor
 from app.inference.upload import read_image_upload
 from app.core.config import Settings
 from app.audit.trail import ScreeningFacts, record_inference, record_refusal, screening_facts
@@ -52,8 +54,10 @@ _BODY = {
 @router.post(
     "/predict",
     response_model=Prediction,
-    responses={**_ERRORS, 200: {"content": {"image/png": {}, 'multipart/related; type="application/dicom"': {}},
-                                "description": "JSON; the overlay PNG with Accept: image/png; SC + SR with output=dicom"}},
+    responses={**_ERRORS, 200: {"content": {"image/png": {}, 'multipart/related; type="application/dicom"': {},
+                                            FHIR_JSON: {}},
+                                "description": "JSON; the overlay PNG with Accept: image/png; the DICOM objects of "
+                                               "CXR_DICOM_OUTPUTS with output=dicom; a FHIR R4 Bundle with output=fhir"}},
     openapi_extra=_BODY,
     summary="Screen one chest X-ray (PNG, JPEG or DICOM) for pneumonia",
 )
@@ -66,9 +70,10 @@ async def predict_image(
     target: Literal["PNEUMONIA", "NORMAL", "predicted"] = Query("PNEUMONIA", description="class the heatmap explains"),
     heatmap: Literal["overlay", "mask", "none"] = Query("overlay", description="overlay, grayscale mask, or none (faster)"),
     heatmap_format: Literal["png", "jpeg", "webp"] = Query("png", description="encoding of the heatmap image"),
-    output: Literal["json", "dicom"] = Query(
-        "json", description="dicom (DICOM input only): multipart/related with a Secondary Capture of the overlay "
-        "and a Comprehensive SR, both in the input's study"),
+    output: Literal["json", "dicom", "fhir"] = Query(
+        "json", description="dicom (DICOM input only): multipart/related with the objects CXR_DICOM_OUTPUTS names "
+        "(TID 1500 SR, Parametric Map, Secondary Capture), in the input's study; fhir (any input): a FHIR R4 "
+        "transaction Bundle (DiagnosticReport, Observations, Device; ImagingStudy for DICOM input)"),
     integrity: Literal["enforce", "report"] = Query(
         "enforce", description="enforce: an image the integrity check refuses gets 422 and no probabilities; "
         "report (research use, logged): scored anyway, with integrity.accepted false and a warning"),
@@ -92,10 +97,12 @@ async def predict_image(
 
 async def _answer(request: Request, predictor: Predictor, settings: Settings, data: bytes, facts: ScreeningFacts, *,
                   target: Literal["PNEUMONIA", "NORMAL", "predicted"], heatmap: Literal["overlay", "mask", "none"],
-                  heatmap_format: Literal["png", "jpeg", "webp"], output: Literal["json", "dicom"],
+                  heatmap_format: Literal["png", "jpeg", "webp"], output: Literal["json", "dicom", "fhir"],
                   integrity: Literal["enforce", "report"]) -> Prediction | Response:
     if output == "dicom":
         return await _dicom_output(predictor, settings, data, integrity, facts)
+    if output == "fhir":
+        return await _fhir_output(predictor, data, integrity, facts)
     wants_image = "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", "")
     kind = "overlay" if wants_image and heatmap == "none" else heatmap
     outcome = await predictor.predict(data, target=target, heatmap=None if kind == "none" else kind,
@@ -104,14 +111,15 @@ async def _answer(request: Request, predictor: Predictor, settings: Settings, da
     p = outcome.prediction
     if wants_image and outcome.heatmap is not None:
         return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers=result_headers(
-            p.prediction.value, p.probabilities[Label.PNEUMONIA], p.threshold, f"{p.model.name}@{p.model.version}"))
+            p.prediction.value, p.probabilities[Label.PNEUMONIA], p.threshold, f"{p.model.name}@{p.model.version}",
+            p.priority.value))
     return p
 
 
-def result_headers(label: str, p_pneumonia: float, threshold: float, model: str) -> dict[str, str]:
-    """The prediction in headers, for answers whose body is an image or DICOM."""
+def result_headers(label: str, p_pneumonia: float, threshold: float, model: str, priority: str) -> dict[str, str]:
+    """The prediction in headers, for answers whose body is an image, DICOM or FHIR."""
     return {"X-CXR-Prediction": label, "X-CXR-Probability-Pneumonia": f"{p_pneumonia:.6f}",
-            "X-CXR-Threshold": f"{threshold:.6f}", "X-CXR-Model": model}
+            "X-CXR-Threshold": f"{threshold:.6f}", "X-CXR-Model": model, "X-CXR-Priority": priority}
 
 
 async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes,
@@ -120,9 +128,21 @@ async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes,
         raise UnsupportedImageType("output=dicom needs a DICOM input: the results join the input's study")
     inf = await predictor.infer(data, integrity=integrity)
     record_inference(facts, inf)
-    results = await run_in_threadpool(build_results, inf, alpha=settings.heatmap_alpha,
-                                     compression=settings.dicom_sc_compression)
-    body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded())))
-    f = results.finding
-    return Response(body, media_type=content_type,
-                    headers=result_headers(f.label, f.probability, f.threshold, f"{f.model_name}@{f.model_version}"))
+    results = await run_in_threadpool(build_results, inf, settings.dicom_output_kinds, alpha=settings.heatmap_alpha,
+                                      compression=settings.dicom_sc_compression)
+    body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded().values())))
+    return Response(body, media_type=content_type, headers=_finding_headers(inf))
+
+
+async def _fhir_output(predictor: Predictor, data: bytes, integrity: Literal["enforce", "report"],
+                       facts: ScreeningFacts) -> Response:
+    inf = await predictor.infer(data, integrity=integrity)
+    record_inference(facts, inf)
+    body = await run_in_threadpool(lambda: bundle_json(result_bundle(finding_of(inf),
+                                                                     ImagingRef.of(inf.decoded.dataset))))
+    return Response(body, media_type=FHIR_JSON, headers=_finding_headers(inf))
+
+
+def _finding_headers(inf: Inference) -> dict[str, str]:
+    f = finding_of(inf)
+    return result_headers(f.label, f.probability, f.threshold, f"{f.model_name}@{f.model_version}", f.priority.value)
