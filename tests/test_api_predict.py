@@ -24,8 +24,10 @@ def test_multipart_png_returns_the_documented_shape(client):
     r = client.post("/predict", files={"file": ("x.png", encode(XRAY), "image/png")})
     assert r.status_code == 200, r.text
     j = r.json()
-    assert set(j) == {"prediction", "probabilities", "threshold", "model", "heatmap", "image", "timing_ms", "integrity",
-                      "warnings"}
+    assert set(j) == {"prediction", "probabilities", "threshold", "priority", "urgent_threshold", "model", "heatmap",
+                      "image", "timing_ms", "integrity", "warnings"}
+    assert j["urgent_threshold"] is None  # the tiny card has no urgent point: urgent = called PNEUMONIA
+    assert j["priority"] == ("urgent" if j["prediction"] == "PNEUMONIA" else "routine")
     assert j["integrity"] is None and j["warnings"] == ["the input-integrity check is off on this server (CXR_INTEGRITY=off)"]
     p = j["probabilities"]
     assert set(p) == {"NORMAL", "PNEUMONIA"} and p["NORMAL"] + p["PNEUMONIA"] == pytest.approx(1.0, abs=1e-9)
