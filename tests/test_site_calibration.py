@@ -144,3 +144,7 @@ def test_cxr_calibrate_end_to_end_and_its_refusals(tmp_path, site):
     assert set(report["out_of_fold"]["auroc"]) == {"value", "ci95"}
     card = read_card(tmp_path / "m-site")
     assert card.calibration.min_sensitivity == 0.9 and card.calibration.command.startswith("cxr calibrate --model")
+    # the worklist's urgent point is fitted with it: never below the screening threshold, figures out of fold
+    assert card.urgent_threshold is not None and card.urgent_threshold >= card.threshold
+    assert card.urgent_out_of_fold is not None and len(card.urgent_out_of_fold.fold_thresholds) == 5
+    assert "specificity >= 0.98" in card.urgent_rule
