@@ -5,9 +5,9 @@ measures and plane position/orientation. The map therefore gets a Frame of Refer
 (a new UID; nothing else shares it) with the source's pixel spacing (Pixel Spacing, else Imager Pixel
 Spacing, else a nominal 1 mm, said in Image Comments), orientation rows/columns = x/y and origin 0;
 it is pixel-aligned with its source (one value per source pixel; the Derivation Image Sequence names
-the source with Spatial Locations Preserved = YES), which is what relates the two. The map is the Grad-CAM of the PNEUMONIA class
-(7 x 7 at the model's input) upsampled bilinearly to the source's size, the same values the overlay
-is drawn from. A Real World Value Mapping (identity, 0..1, no units) says what the values mean; a
+the source with Spatial Locations Preserved = YES), which is what relates the two. The map is the
+Grad-CAM of the PNEUMONIA class (7 x 7 at the model's input) upsampled bilinearly to the source's
+size, the same values the overlay is drawn from. A Real World Value Mapping (identity, 0..1, no units) says what the values mean; a
 viewer shows it with window 0.5 / 1.0 or a colour map of its choice.
 """
 

@@ -96,7 +96,8 @@ def _entry(full_url: str, resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _device(model_name: str, model_version: str) -> dict[str, Any]:
-    return {"resourceType": "Device", "identifier": [{"system": URI, "value": f"urn:oid:{device_uid(model_name, model_version)}"}],
+    uid = device_uid(model_name, model_version)
+    return {"resourceType": "Device", "identifier": [{"system": URI, "value": f"urn:oid:{uid}"}],
             "status": "active", "manufacturer": MANUFACTURER,
             "deviceName": [{"name": model_name, "type": "model-name"}, {"name": PRODUCT, "type": "manufacturer-name"}],
             "version": [{"value": model_version}],
@@ -124,7 +125,10 @@ def result_bundle(finding: Finding | NotRead, ref: ImagingRef | None, *, result_
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     report_key = result_id or uuid.uuid4().hex
     urls = {k: _uuid() for k in ("device", "finding", "priority", "report", "study")}
-    ident = lambda part: [{"system": URI, "value": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'cxr/{report_key}/{part}')}"}]  # noqa: E731
+
+    def ident(part: str) -> list[dict[str, str]]:  # stable per report: a re-delivery matches the first one
+        return [{"system": URI, "value": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'cxr/{report_key}/{part}')}"}]
+
     subject = _subject(ref)
     entries = [_entry(urls["device"], _device(finding.model_name, finding.model_version))]
     evaluated = isinstance(finding, Finding)

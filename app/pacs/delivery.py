@@ -3,7 +3,9 @@
 One ``Delivery`` per target. PACS: each due result's objects (SR, PM, SC as configured, or the SR
 alone when not evaluated) go out in one STOW-RS request through ``PacsClient``; FHIR: its
 transaction Bundle goes to the FHIR server through ``FhirClient``. Both targets keep their own state,
-attempts and next attempt on the result's row and follow the same policy. On failure the next attempt waits ``retry_delay``: exponential
+attempts and next attempt on the result's row and follow the same policy.
+
+On failure the next attempt waits ``retry_delay``: exponential
 backoff from CXR_PACS_RETRY_BASE_S doubling up to CXR_PACS_RETRY_MAX_S, ±20 % jitter, four times
 longer when the PACS refused the instances (4xx other than 408/429: someone has to fix the
 configuration, but a result is never dropped). After CXR_PACS_MAX_ATTEMPTS the result is
