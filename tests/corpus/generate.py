@@ -100,8 +100,10 @@ def build_cases() -> dict[str, tuple[bytes, Case]]:
         add(f"png_truncated_{cut}.png", png[:cut], "/predict", 422, "corrupt or truncated PNG")
     for cut in (3, 200, len(jpeg) // 2):
         add(f"jpeg_truncated_{cut}.jpg", jpeg[:cut], "/predict", 422, "corrupt or truncated JPEG")
-    for cut in (132, 400, len(dcm) - 5000):
-        add(f"dicom_truncated_{cut}.dcm", dcm[:cut], "/predict", 422, "DICOM")
+    # named by where the cut falls, not by its offset: the file's length varies with its random UIDs, and
+    # every pytest-xdist worker must collect the same names
+    for where, cut in (("132", 132), ("400", 400), ("in_pixels", len(dcm) - 5000)):
+        add(f"dicom_truncated_{where}.dcm", dcm[:cut], "/predict", 422, "DICOM")
     add("png_bad_crc.png", png_bad_crc(), "/predict", 422, "corrupt or truncated PNG")
     add("png_bomb_20000.png", png_bomb(), "/predict", 413, "over the limit")
     add("jpeg_declares_60000.jpg", jpeg_huge_declared(), "/predict", 413, "over the limit")
