@@ -58,10 +58,6 @@ def build_parametric_map(source: Dataset, class_map: np.ndarray, finding: Findin
     pm = hd.pm.ParametricMap(
         source_images=[header],
         pixel_array=values,
-        pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=spacing, slice_thickness=1.0),
-        plane_orientation=hd.PlaneOrientationSequence(coordinate_system="PATIENT",
-                                                      image_orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)),
-        plane_positions=[hd.PlanePositionSequence(coordinate_system="PATIENT", image_position=(0.0, 0.0, 0.0))],
         series_instance_uid=hd.UID(),
         series_number=PM_SERIES_NUMBER,
         sop_instance_uid=hd.UID(),

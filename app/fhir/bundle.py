@@ -132,13 +132,15 @@ def result_bundle(finding: Finding | NotRead, ref: ImagingRef | None, *, result_
     subject = _subject(ref)
     entries = [_entry(urls["device"], _device(finding.model_name, finding.model_version))]
     evaluated = isinstance(finding, Finding)
+    status = "preliminary" if evaluated else "cancelled"
+    shared: dict[str, Any] = {  # what both observations say about themselves
+        "status": status, "category": [{"coding": [{"system": CATEGORY, "code": "imaging", "display": "Imaging"}]}],
+        "subject": subject, "effectiveDateTime": now, "issued": now, "device": {"reference": urls["device"]},
+        **({"derivedFrom": [{"reference": urls["study"]}]} if ref is not None else {}),
+    }
     observation: dict[str, Any] = {
-        "resourceType": "Observation", "identifier": ident("pneumonia"),
-        "status": "preliminary" if evaluated else "cancelled",
-        "category": [{"coding": [{"system": CATEGORY, "code": "imaging", "display": "Imaging"}]}],
+        "resourceType": "Observation", "identifier": ident("pneumonia"), **shared,
         "code": {"coding": [PNEUMONIA], "text": "Pneumonia (AI screening)"},
-        "subject": subject, "effectiveDateTime": now, "issued": now,
-        "device": {"reference": urls["device"]},
     }
     if isinstance(finding, Finding):
         observation["valueCodeableConcept"] = {"coding": [PRESENT if finding.pneumonia else ABSENT]}
@@ -156,18 +158,13 @@ def result_bundle(finding: Finding | NotRead, ref: ImagingRef | None, *, result_
         observation["dataAbsentReason"] = {"coding": [{"system": ABSENT_REASON, "code": "not-performed",
                                                        "display": "Not Performed"}], "text": finding.reason[:1024]}
     priority = {
-        "resourceType": "Observation", "identifier": ident("priority"), "status": observation["status"],
-        "category": observation["category"],
+        "resourceType": "Observation", "identifier": ident("priority"), **shared,
         "code": {"coding": [{"system": LOCAL, "code": "worklist-priority", "display": "Worklist priority"}],
                  "text": "Worklist priority (AI screening)"},
-        "subject": subject, "effectiveDateTime": now, "issued": now, "device": {"reference": urls["device"]},
         "valueCodeableConcept": {"coding": [PRIORITY_CODES[finding.priority]], "text": finding.priority.value},
     }
-    if ref is not None:
-        observation["derivedFrom"] = priority["derivedFrom"] = [{"reference": urls["study"]}]
     report: dict[str, Any] = {
-        "resourceType": "DiagnosticReport", "identifier": ident("report"),
-        "status": "preliminary" if evaluated else "cancelled",
+        "resourceType": "DiagnosticReport", "identifier": ident("report"), "status": status,
         "category": [{"coding": [{"system": REPORT_CATEGORY, "code": "RAD", "display": "Radiology"}]}],
         "code": {"coding": [CHEST_XRAY], "text": "AI pneumonia screening of a chest radiograph"},
         "subject": subject, "effectiveDateTime": now, "issued": now,

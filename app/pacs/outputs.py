@@ -25,8 +25,10 @@ from models.errors import InvalidImage, UnsupportedImageType
 
 @dataclass(frozen=True)
 class DicomResults:
-    """What was made for one source instance: the finding (None: not evaluated) and the objects by kind."""
+    """What was made for one source instance: its header, the finding (NotRead: not evaluated) and the objects
+    by kind."""
 
+    source: Dataset
     finding: Finding | NotRead
     objects: dict[DicomOutput, Dataset]
 
@@ -78,7 +80,7 @@ def build_not_evaluated(source: Dataset | None, reason: str, model_name: str, mo
         objects = {DicomOutput.sr: build_report(source, not_read)} if DicomOutput.sr in kinds else {}
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise _cannot_build(exc) from None
-    return DicomResults(not_read, objects)
+    return DicomResults(source, not_read, objects)
 
 
 def build_results(inf: Inference, kinds: tuple[DicomOutput, ...], *, alpha: float = 0.5,
@@ -100,4 +102,4 @@ def build_results(inf: Inference, kinds: tuple[DicomOutput, ...], *, alpha: floa
                 objects[kind] = build_secondary_capture(source, overlay, finding, compression=compression)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:  # attributes highdicom cannot copy
         raise _cannot_build(exc) from None
-    return DicomResults(finding, objects)
+    return DicomResults(source, finding, objects)

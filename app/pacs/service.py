@@ -9,12 +9,10 @@ succeeds or runs out of attempts; either way the row says what happened.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import threading
 import time
 
-import pydicom
 from starlette.concurrency import run_in_threadpool
 
 from app.audit.record import AuditOutcome
@@ -160,12 +158,11 @@ class StowService:
         return await run_in_threadpool(build_results, inf, kinds, alpha=self.settings.heatmap_alpha,
                                        compression=self.settings.dicom_sc_compression)
 
-    def _save(self, result_id: str, results: DicomResults, source: bytes) -> None:
+    def _save(self, result_id: str, results: DicomResults) -> None:
         """Write the objects (and the FHIR Bundle when a FHIR server is configured)."""
         fhir = None
         if self.fhir is not None and self.fhir.configured:
-            header = pydicom.dcmread(io.BytesIO(source), stop_before_pixels=True, force=True)
-            fhir = bundle_json(result_bundle(results.finding, ImagingRef.of(header), result_id=result_id))
+            fhir = bundle_json(result_bundle(results.finding, ImagingRef.of(results.source), result_id=result_id))
         self.store.save_outputs(result_id, {k.value: v for k, v in results.encoded().items()}, fhir)
 
     def _delivery_states(self, results: DicomResults) -> dict[str, str]:
@@ -183,7 +180,7 @@ class StowService:
         facts = screening_facts(data)
         try:
             results = await self._screen(data, facts)
-            await run_in_threadpool(self._save, result_id, results, data)
+            await run_in_threadpool(self._save, result_id, results)
         except CXRError as exc:  # unreadable pixels, attributes that cannot be copied: the instance's fault
             facts.detail = exc.detail
             self._audit(result_id, AuditOutcome.error, facts)

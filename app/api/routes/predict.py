@@ -11,10 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import InputsDep, PredictorDep, PredictRoleDep, SettingsDep, UploadSlotsDep
 from app.schemas import ErrorResponse, Label, NotEvaluatedResponse, Prediction
 from app.dicom.multipart import encode_related
+from app.dicom.codes import Finding
 from app.fhir.bundle import ImagingRef, bundle_json, result_bundle
 from app.fhir.client import FHIR_JSON
 from app.pacs.outputs import build_results, finding_of
-from app.inference.pipeline import Inference, Predictor
+from app.inference.pipeline import Predictor
 from app.inference.upload import read_image_upload
 from app.core.config import Settings
 from app.audit.trail import ScreeningFacts, record_inference, record_refusal, screening_facts
@@ -131,18 +132,17 @@ async def _dicom_output(predictor: Predictor, settings: Settings, data: bytes,
     results = await run_in_threadpool(build_results, inf, settings.dicom_output_kinds, alpha=settings.heatmap_alpha,
                                       compression=settings.dicom_sc_compression)
     body, content_type = await run_in_threadpool(lambda: encode_related(list(results.encoded().values())))
-    return Response(body, media_type=content_type, headers=_finding_headers(inf))
+    return Response(body, media_type=content_type, headers=_finding_headers(finding_of(inf)))
 
 
 async def _fhir_output(predictor: Predictor, data: bytes, integrity: Literal["enforce", "report"],
                        facts: ScreeningFacts) -> Response:
     inf = await predictor.infer(data, integrity=integrity)
     record_inference(facts, inf)
-    body = await run_in_threadpool(lambda: bundle_json(result_bundle(finding_of(inf),
-                                                                     ImagingRef.of(inf.decoded.dataset))))
-    return Response(body, media_type=FHIR_JSON, headers=_finding_headers(inf))
+    finding = finding_of(inf)
+    body = await run_in_threadpool(lambda: bundle_json(result_bundle(finding, ImagingRef.of(inf.decoded.dataset))))
+    return Response(body, media_type=FHIR_JSON, headers=_finding_headers(finding))
 
 
-def _finding_headers(inf: Inference) -> dict[str, str]:
-    f = finding_of(inf)
+def _finding_headers(f: Finding) -> dict[str, str]:
     return result_headers(f.label, f.probability, f.threshold, f"{f.model_name}@{f.model_version}", f.priority.value)
