@@ -11,7 +11,6 @@ of the inference itself (decode, integrity, preprocess, forward, Grad-CAM). Prin
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
