@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 import numpy as np
-import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -39,9 +38,9 @@ from app.inference.pipeline import Predictor
 from app.inference.catalog import ModelRegistry, catalog_of
 from app.pacs.results import ResultStore
 from app.pacs.service import StowService
-from models.device import select_device
+from models.device import serving_device
 from models.errors import CXRError
-from models.integrity.guard import LoadedGuard, load_guard
+from models.integrity.guard_card import GuardScorer
 
 log = logging.getLogger("app")
 
@@ -58,18 +57,23 @@ def _activate_at_startup(registry: ModelRegistry, settings: Settings):  # type: 
     return registry.activate(settings.model)
 
 
-def _load_guard(settings: Settings) -> LoadedGuard | None:
+def _load_guard(settings: Settings) -> GuardScorer | None:
     """The integrity guard (verified); None when off. It always runs on the CPU, through ONNX Runtime
     when installed (2.7 ms, against 12 ms eager), also when the classifier runs on a GPU: a 96-px
     graph of one image gains nothing from a device round trip."""
     if settings.integrity == "off":
         log.warning("the input-integrity check is OFF (CXR_INTEGRITY=off): any decodable image is scored")
         return None
-    guard = load_guard(settings.integrity_guard_dir)
+    guard: GuardScorer
     try:
-        guard = guard.with_onnx(threads=1)
+        from models.integrity.guard_onnx import load_onnx_guard
+
+        guard = load_onnx_guard(settings.integrity_guard_dir, settings.onnx_cache_dir, threads=1)
     except ImportError:
+        from models.integrity.guard import load_guard
+
         log.warning("onnxruntime is not installed: the integrity guard runs in eager PyTorch")
+        guard = load_guard(settings.integrity_guard_dir)
     guard.score(np.zeros((guard.card.input.image_size,) * 2, dtype=np.uint8))  # warm-up
     log.info("integrity guard %s %s (sha256 %s), threshold %.2f", guard.card.name, guard.card.version,
              guard.card.sha256[:12], guard.card.threshold)
@@ -81,9 +85,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     """``pacs_transport``: how results reach the PACS and the FHIR server (tests pass a mock; default: the network)."""
     settings = settings or Settings()
     metrics = Metrics()
-    registry = ModelRegistry(catalog_of(settings), torch.device("cpu"),
+    registry = ModelRegistry(catalog_of(settings), "cpu",
                              backend=settings.backend, threads=settings.threads,
-                             active_file=settings.state_dir / "active.json",
+                             active_file=settings.state_dir / "active.json", onnx_cache=settings.onnx_cache_dir,
                              on_activate=lambda m: metrics.set_active(m.card.name, m.card.version, m.card.sha256,
                                                                       str(m.device)))
     batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
@@ -104,9 +108,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         if configure_logs:
             configure_logging(settings.log_level, settings.log_json)
         try:
-            device = select_device(settings.device)
-            if settings.threads:
-                torch.set_num_threads(settings.threads)
+            device = serving_device(settings.device)
             if settings.auth == "off":
                 services.keyring = None
                 log.warning("API keys are OFF (CXR_AUTH=off): anyone who reaches this port can predict, train and activate")

@@ -39,7 +39,7 @@ class TrainConfig:
     prefer_given_val: bool = False  # a dataset's own val/ split is the validation set (no carving)
     notes: str = ""
     label_smoothing: float = 0.0
-    augment: str = "standard"  # a preset of models.transforms.AUGMENT_PRESETS
+    augment: str = "standard"  # a preset of models.augment.AUGMENT_PRESETS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,13 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from models.errors import CXRError, DatasetError
 from models.imaging import DecodedImage, decode_image
 from models.registry import CLASSES
 from models.transforms import PreprocessSpec
+
+if TYPE_CHECKING:  # the dataset scanners run in the server, which serves without torch
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -191,5 +195,7 @@ def load_tensors(samples: list[Sample], spec: PreprocessSpec, *, progress: bool 
     if skipped:
         log.warning("skipped %d unreadable image(s), e.g. %s: %s", len(skipped), skipped[0][0].name, skipped[0][1])
     size = spec.image_size
+    import torch
+
     stacked = torch.from_numpy(np.stack(images)) if images else torch.empty((0, size, size), dtype=torch.uint8)
     return TensorDataset(stacked, torch.tensor(labels, dtype=torch.int64), paths, skipped, refused)

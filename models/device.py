@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-import torch
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.errors import CXRError
 
+if TYPE_CHECKING:
+    import torch
+
+
+def no_accelerator_possible() -> bool:
+    """True when this host cannot have CUDA or MPS (Linux without NVIDIA device nodes): "auto" means
+    the CPU, decided without importing torch."""
+    return sys.platform.startswith("linux") and not Path("/dev/nvidiactl").exists()
+
+
+def serving_device(preference: str = "auto") -> str:
+    """The device name for the server ("cpu", "cuda:0", ...); imports torch only when a GPU may be meant."""
+    pref = (preference or "auto").strip().lower()
+    if pref == "cpu" or (pref == "auto" and no_accelerator_possible()):
+        return "cpu"
+    return str(select_device(pref))
+
 
 def select_device(preference: str = "auto") -> torch.device:
+    import torch
+
     pref = (preference or "auto").strip().lower()
     if pref == "auto":
         if torch.cuda.is_available():

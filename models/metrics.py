@@ -3,8 +3,12 @@ fit uses torch's LBFGS)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is loaded by the fits only: the serving process reads metrics without it
+    import torch
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -95,6 +99,8 @@ def summarize(labels: np.ndarray, p_pos: np.ndarray, threshold: float) -> dict[s
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int = 200) -> float:
     """Temperature scaling (Guo et al. 2017): the T > 0 that minimises NLL of softmax(logits / T)."""
+    import torch
+
     log_t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
     logits = logits.detach().double()
@@ -113,6 +119,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int
 def fit_platt(logits: torch.Tensor, labels: torch.Tensor, *, max_iter: int = 200) -> tuple[float, float]:
     """Platt scaling of the logit difference: the (T > 0, bias) minimising the NLL of
     sigmoid((z_P - z_N) / T + bias). Returns (temperature, bias)."""
+    import torch
+
     diff = (logits[:, 1] - logits[:, 0]).detach().double()
     target = labels.detach().double()
     log_a = torch.zeros(1, dtype=torch.float64, requires_grad=True)

@@ -18,7 +18,8 @@ from torch import nn
 
 from models.inference import calibrated_p_pneumonia, predict_logits
 from models.metrics import fit_temperature, screening_threshold
-from models.transforms import PreprocessSpec, augment_batch, check_preset
+from models.augment import augment_batch, check_preset
+from models.transforms import PreprocessSpec
 
 
 @dataclass(frozen=True)

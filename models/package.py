@@ -22,7 +22,8 @@ from models.metrics import summarize
 from models.operating_point import fit_operating_point
 from models.registry import build_model
 from models.train import FitResult, ProgressFn, fit
-from models.transforms import PreprocessSpec, check_preset
+from models.augment import check_preset
+from models.transforms import PreprocessSpec
 from models.weights import load_model, save_model
 
 log = logging.getLogger(__name__)

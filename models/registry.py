@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from torch import nn
+if TYPE_CHECKING:  # the registry itself loads without torch (the ONNX-serving process has none)
+    from torch import nn
 
 from models.errors import ModelNotFound
 

@@ -28,7 +28,8 @@ from models.data import TensorDataset
 from models.device import select_device
 from models.inference import predict_logits
 from models.metrics import auroc
-from models.transforms import PreprocessSpec, augment_batch, check_preset
+from models.augment import augment_batch, check_preset
+from models.transforms import PreprocessSpec
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,6 @@ from enum import Enum
 import numpy as np
 from pydantic import BaseModel, Field
 
-from models.crossfit import patient_folds
-
 URGENT_MIN_SPECIFICITY = 0.98
 
 
@@ -67,6 +65,8 @@ def cross_fit_urgent(labels: np.ndarray, p_pos: np.ndarray, patients: list[str],
                      min_specificity: float = URGENT_MIN_SPECIFICITY, k: int = 5, seed: int = 0) -> UrgentFigures:
     y = np.asarray(labels).astype(int)
     p = np.asarray(p_pos, dtype=np.float64)
+    from models.crossfit import patient_folds  # torch-bound module: the server imports triage without it
+
     folds = patient_folds(patients, min(k, len(set(patients))), seed=seed)
     urgent = np.zeros(len(y), dtype=bool)
     thresholds = []

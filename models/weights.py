@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,26 +11,10 @@ from torch import nn
 
 from models.card import ModelCard, read_card, write_card
 from models.card_markdown import write_markdown
+from models.digest import sha256_file, verify_file  # noqa: F401  (re-exported: the weights' rule)
 from models.errors import WeightsError
 from models.registry import build_model
 
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def verify_file(path: Path, sha256: str, what: str) -> None:
-    """WeightsError naming ``what`` unless ``path`` exists and has the card's sha256."""
-    if not Path(path).is_file():
-        raise WeightsError(f"{what} {path} is missing")
-    digest = sha256_file(path)
-    if digest != sha256:
-        raise WeightsError(f"{what} {path} is corrupt: sha256 {digest[:12]}… does not match the card's {sha256[:12]}…")
 
 
 def save_weights(model: nn.Module, path: Path) -> str:

@@ -74,7 +74,16 @@ def test_device_selection():
             select_device("cuda:0")
     with pytest.raises(CXRError, match="unknown device|unsupported device"):
         select_device("tpu")
-    json.dumps({})
+
+
+def test_the_serving_device_is_chosen_without_torch_when_no_gpu_can_exist(monkeypatch):
+    from models import device
+
+    assert device.serving_device("cpu") == "cpu"
+    monkeypatch.setattr(device, "no_accelerator_possible", lambda: True)
+    assert device.serving_device("auto") == "cpu"
+    monkeypatch.setattr(device, "no_accelerator_possible", lambda: False)
+    assert device.serving_device("auto") == str(device.select_device("auto"))
 
 
 def test_onnx_and_torch_backends_agree(settings):
@@ -99,20 +108,17 @@ def test_onnx_and_torch_backends_agree(settings):
     assert np.abs(out["torch"][1] - out["onnx"][1]).max() <= 1 / 255 + 1e-4  # maps agree to the last 8-bit step
 
 
-def test_backend_maps_match_before_encoding(tiny_weights):
-    import torch
-
+def test_backend_maps_match_before_encoding(tiny_weights, tmp_path):
     from app.inference.catalog import ModelRegistry
     from models.catalog import ModelCatalog
+    from models.postprocess import scale_maps
 
-    x = torch.randn(3, 1, 64, 64)
+    x = np.random.default_rng(0).standard_normal((3, 1, 64, 64)).astype(np.float32)
     runs = {}
     for backend in ("torch", "onnx"):
-        serving = ModelRegistry(ModelCatalog(tiny_weights), torch.device("cpu"), backend=backend).load(None)
+        serving = ModelRegistry(ModelCatalog(tiny_weights), "cpu", backend=backend, onnx_cache=tmp_path).load(None)
         assert serving.backend == backend
         runs[backend] = serving.run(x)
     assert np.abs(runs["torch"][0] - runs["onnx"][0]).max() < 1e-4
-    from models.gradcam import scale_maps
-
-    maps = {k: scale_maps(torch.from_numpy(v[1][:, 1])).numpy() for k, v in runs.items()}
+    maps = {k: scale_maps(v[1][:, 1]) for k, v in runs.items()}
     assert np.abs(maps["torch"] - maps["onnx"]).max() < 1e-4

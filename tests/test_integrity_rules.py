@@ -98,8 +98,12 @@ def test_guard_accepts_real_radiographs_in_every_format(guard, shared_data):
             assert result.accepted, (path.name, form, result)
 
 
-def test_onnx_guard_scores_like_pytorch(guard):
-    onnx = guard.with_onnx()
+def test_onnx_guard_scores_like_pytorch(guard, tmp_path):
+    from models.integrity.guard_onnx import load_onnx_guard
+
+    onnx = load_onnx_guard(GUARD_DIR, tmp_path / "onnx")
+    assert load_onnx_guard(GUARD_DIR, tmp_path / "onnx").card == onnx.card  # the second load reads the cache
+    assert len(list((tmp_path / "onnx").glob("guard-*.onnx"))) == 1
     rng = np.random.default_rng(5)
     for kind in ("noise", "gradient", "text"):
         img = synthetic_image(kind, rng, (300, 260))

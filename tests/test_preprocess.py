@@ -8,7 +8,8 @@ import torch
 from app.inference.pipeline import Predictor
 from models.data import load_tensors, scan_class_folders
 from models.imaging import decode_image
-from models.transforms import PreprocessSpec, augment_batch
+from models.augment import augment_batch
+from models.transforms import PreprocessSpec
 from tests.synth import chest_like, encode
 
 
@@ -36,8 +37,11 @@ def test_serving_predictor_uses_the_card_spec(tiny_weights):
     predictor.guard = None  # the integrity check is tested in test_integrity.py
     serving = type("M", (), {"card": loaded.card})()
     _, _, x, _ = predictor._decode_and_preprocess(data, serving)
-    assert torch.equal(x, loaded.card.input.to_tensor(decode_image(data).pixels))
-    assert x.shape == (1, 64, 64)
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape == (1, 64, 64)
+    assert torch.equal(torch.from_numpy(x), loaded.card.input.to_tensor(decode_image(data).pixels))
+    pixels = decode_image(data).pixels  # the numpy transform is the tensor definition, number for number
+    resized = torch.from_numpy(loaded.card.input.resize_uint8(pixels).copy())
+    assert torch.equal(torch.from_numpy(x), loaded.card.input.normalize(resized)[None])
 
 
 def test_preprocessing_golden_values():
@@ -68,7 +72,7 @@ def test_augmentation_is_seeded_and_mild():
 
 
 def test_strong_preset_with_gamma_is_seeded_and_bounded():
-    from models.transforms import AUGMENT_PRESETS
+    from models.augment import AUGMENT_PRESETS
 
     spec = PreprocessSpec(image_size=64)
     x = spec.normalize(torch.from_numpy(np.stack([chest_like(64, 64, seed=i) for i in range(4)]))).unsqueeze(1)

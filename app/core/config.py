@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     integrity: Literal["on", "off"] = Field(
         "on", description="input-integrity check (DICOM header rules + frontal-chest pixel check); off: every "
         "decodable image is scored (logged as a warning)")
+    onnx_cache: Path | None = Field(None, description="folder of exported ONNX graphs; default: <state_dir>/onnx")
     integrity_guard: Path | None = Field(None, description="integrity guard folder; default: <weights_dir>/integrity_guard")
 
     max_batch_size: int = Field(8, ge=1, le=256)
@@ -130,3 +131,8 @@ class Settings(BaseSettings):
     @property
     def integrity_guard_dir(self) -> Path:
         return self.integrity_guard or self.weights_dir / "integrity_guard"
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        """Exported ONNX graphs, named by the sha256 of the weights they come from (models/onnx_serving.py)."""
+        return self.onnx_cache or self.state_dir / "onnx"

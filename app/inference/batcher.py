@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from app.core.aio import cancel_and_wait
 from app.errors import NotReady, QueueFull
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Item:
-    x: torch.Tensor  # (1, S, S)
+    x: np.ndarray  # (1, S, S) float32
     model: ServingModel
     future: asyncio.Future = field(repr=False)
 
@@ -85,7 +84,7 @@ class DynamicBatcher:
             self._executor.shutdown(wait=True)
         self._executor, self._queue, self._task = None, None, None
 
-    async def submit(self, x: torch.Tensor, model: ServingModel) -> BatchResult:
+    async def submit(self, x: np.ndarray, model: ServingModel) -> BatchResult:
         if self._task is None or self._queue is None:
             raise NotReady("inference worker is not running")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -131,7 +130,7 @@ class DynamicBatcher:
             if not live:
                 continue
             model = live[0].model
-            x = torch.stack([it.x for it in live])
+            x = np.stack([it.x for it in live])
             t0 = time.perf_counter()
             try:
                 probs, cams = await loop.run_in_executor(self._executor, model.run, x)

