@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from app.core.allocator import tune_malloc
 from app.core.config import Settings
 from app.main import create_app
 
@@ -11,6 +12,7 @@ from app.main import create_app
 def serve(*, host: str | None = None, port: int | None = None, model: str | None = None, device: str | None = None) -> int:
     overrides = {k: v for k, v in {"host": host, "port": port, "model": model, "device": device}.items() if v is not None}
     settings = Settings(**overrides)
+    tune_malloc(settings.malloc_arena_max)  # before any thread exists (app/core/allocator.py says why)
     app = create_app(settings)
     # Graceful shutdown: on SIGTERM uvicorn stops accepting and lets in-flight requests finish.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,

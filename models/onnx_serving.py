@@ -109,6 +109,9 @@ def cpu_session(graph: bytes, threads: int | None) -> Any:
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # ONNX Runtime's own arena grows in powers of two and keeps its peak for the process's life (a
+    # batch of 8 left it 300 MB); plain malloc, tuned by the service (app/core/allocator.py), returns it
+    options.enable_cpu_mem_arena = False
     # no busy-waiting between kernels: a spinning thread steals the core a training job or
     # the decoder needs, which costs more latency under load than it saves when idle
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     integrity_guard: Path | None = Field(None, description="integrity guard folder; default: <weights_dir>/integrity_guard")
 
     max_batch_size: int = Field(8, ge=1, le=256)
+    malloc_arena_max: int = Field(2, ge=0, le=64, description="glibc malloc arenas of `cxr serve` (0: glibc's default); "
+                                  "with it a high mmap threshold and a trim threshold (app/core/allocator.py)")
     max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits for requests still decoding")
     queue_size: int = Field(64, ge=1, description="pending images before /predict answers 503")
     retry_after_s: int = Field(1, ge=1, description="Retry-After of every 503/429 (the rate limiter says more when "
