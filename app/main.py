@@ -28,7 +28,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.errors import ServiceError, install_error_handlers
 from app.inference.batcher import DynamicBatcher
 from app.training.datasets.store import DatasetStore
-from app.inference.render import blend_table
+from app.inference.render import packed_blend_table
 from app.training.store import JobStore
 from app.training.runner import JobRunner
 from app.core.metrics import Metrics
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         except (CXRError, ServiceError) as exc:
             log.critical("cannot start: %s", exc.detail)
             raise SystemExit(2) from None
-        blend_table(round(settings.heatmap_alpha, 3))  # colormap and blend table: built now, not on the first request
+        packed_blend_table(round(settings.heatmap_alpha, 3))  # colormap and blend table: built now, not on the first request
         log.info("ready: model %s %s (sha256 %s) on %s, backend %s", active.card.name, active.card.version,
                  active.card.sha256[:12], device, active.backend)
         batcher.start()

@@ -22,6 +22,7 @@ from models.evaluate import evaluate  # noqa: E402
 from models.gradcam import forward_with_cam  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.inference.catalog import catalog_of  # noqa: E402
+from models.onnx_export import export_onnx  # noqa: E402
 from models.weights import load_model  # noqa: E402
 
 
@@ -35,10 +36,10 @@ def main() -> None:
         loaded = load_model(catalog.weights_dir / name)
         s = loaded.card.input.image_size
         x = torch.randn(1, 1, s, s)
-        onnx = OnnxRunner(loaded.model, s, None)
+        onnx = OnnxRunner(export_onnx(loaded.model, s), None)
         with torch.inference_mode():
             torch_ms = median_ms(lambda: forward_with_cam(loaded.model, x))
-        onnx_ms = median_ms(lambda: onnx(x))
+        onnx_ms = median_ms(lambda: onnx(x.numpy()))
         report = evaluate(catalog.weights_dir / name, Path(args.data), device="cpu")
         rows[name] = {
             "params": loaded.card.num_parameters, "image_size": s,

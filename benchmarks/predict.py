@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 from app.inference.render import render_heatmap  # noqa: E402
 from app.inference.serving import OnnxRunner  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
-from models.gradcam import forward_with_cam, scale_maps  # noqa: E402
+from models.gradcam import forward_with_cam  # noqa: E402
+from models.onnx_export import export_onnx  # noqa: E402
+from models.postprocess import scale_maps  # noqa: E402
 from models.device import select_device  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.inference.catalog import catalog_of  # noqa: E402
@@ -49,7 +51,8 @@ def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
     x_cpu = loaded.card.input.to_tensor(chest_like(s, s))[None]
     x = x_cpu.to(device)
     pixels = chest_like(1024, 1024)
-    onnx = OnnxRunner(loaded.model.cpu(), s, None)
+    onnx = OnnxRunner(export_onnx(loaded.model.cpu(), s), None)
+    x_np = x_cpu.numpy()
     loaded.model.to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -58,17 +61,17 @@ def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
             loaded.model(x)
         sync()
 
-    def torch_cam() -> torch.Tensor:
+    def torch_cam() -> np.ndarray:
         with torch.inference_mode():
-            return forward_with_cam(loaded.model, x)[1].cpu()
+            return forward_with_cam(loaded.model, x)[1].cpu().numpy()
 
     def with_overlay(run_cam) -> None:
-        render_heatmap(pixels, scale_maps(run_cam()[:, 1]).numpy()[0])
+        render_heatmap(pixels, scale_maps(run_cam()[:, 1])[0])
 
     out = {"device": str(device), "torch_forward_ms": median_ms(forward, reps),
            "torch_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(torch_cam), reps),
-           "onnx_forward_cam_ms": median_ms(lambda: onnx(x_cpu), reps),
-           "onnx_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(lambda: onnx(x_cpu)[1]), reps)}
+           "onnx_forward_cam_ms": median_ms(lambda: onnx(x_np), reps),
+           "onnx_forward_cam_overlay1024_ms": median_ms(lambda: with_overlay(lambda: onnx(x_np)[1]), reps)}
     if device.type == "cuda":  # batch sizes up to 32 on the device
         for n in (1, 8, 32):
             xb = x.expand(n, -1, -1, -1).contiguous()
@@ -159,6 +162,7 @@ def main() -> None:
         "png224_16_clients_p99_over_p50": round(png["16_clients"]["p99_ms"] / png["16_clients"]["p50_ms"], 2),
         "rss_growth_mb": round(result["rss_mb"][f"after_{args.soak}_more"] - result["rss_mb"]["after_warmup"], 1),  # type: ignore[index]
         "peers_png1024_1_client_p50_ms": peers["1_client"]["p50_ms"],
+        "png1024_overlay_1_client_p50_over_forward": round(peers["1_client"]["p50_ms"] / floor, 2),
         "peers_png1024_16_clients_req_per_s": peers["16_clients"]["req_per_s"],
         "peers_png1024_16_clients_p99_ms": peers["16_clients"]["p99_ms"],
     }

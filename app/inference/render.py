@@ -1,8 +1,9 @@
 """Render a class map as the heatmap a radiologist sees: colormap overlay or grayscale mask.
 
 The map's information is low resolution (7x7 at 224 px input), so the cost is all in
-upsampling, blending and encoding. Pillow does the resizes, integer numpy math does the
-blend, and PNG is written at a fast compression level (JPEG/WebP on request).
+upsampling, blending and encoding. Pillow does the resizes, one lookup in a packed table does
+the blend, and PNG is written by app/inference/png.py (Up filter + ISA-L deflate: 15 ms for a
+1024x1024 overlay where Pillow's encoder took 70; same pixels, a similar size). JPEG/WebP on request.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
+
+from app.inference.png import encode_png
 
 HeatmapKind = Literal["overlay", "mask"]
 HeatmapFormat = Literal["png", "jpeg", "webp"]
@@ -41,6 +44,13 @@ def blend_table(alpha: float) -> np.ndarray:
     a = alpha * heat / 255.0
     table = gray * (1 - a) + colormap_lut().astype(np.float64)[None, :, :] * a
     return np.round(table).astype(np.uint8).reshape(-1, 3)
+
+
+@lru_cache(maxsize=4)
+def packed_blend_table(alpha: float) -> np.ndarray:
+    """``blend_table`` with each RGB row as one 3-byte item: one gather per pixel instead of a
+    3-column fancy index (3.4 ms against 7 ms at 1024x1024), and the result is contiguous RGB."""
+    return np.ascontiguousarray(blend_table(alpha)).view("V3").ravel()
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,10 @@ def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay
     if kind == "mask":
         return heat
     base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
-    index = (base.astype(np.intp) << 8) | heat
-    return np.take(blend_table(round(alpha, 3)), index, axis=0)
+    index = base.astype(np.uint16)
+    index <<= 8
+    index |= heat
+    return np.take(packed_blend_table(round(alpha, 3)), index).view(np.uint8).reshape(size[1], size[0], 3)
 
 
 def render_heatmap(
@@ -101,11 +113,11 @@ def render_heatmap(
     h, w = pixels.shape
     size = output_size(w, h, max_side)
     arr = compose(pixels, cam, kind=kind, size=size, alpha=alpha)
+    if fmt == "png":
+        return RenderedHeatmap(encode_png(arr, png_compress_level), MEDIA_TYPES[fmt], size[0], size[1])
     img = Image.fromarray(arr, mode="L" if kind == "mask" else "RGB")
     buf = io.BytesIO()
-    if fmt == "png":
-        img.save(buf, format="PNG", compress_level=png_compress_level)
-    elif fmt == "jpeg":
+    if fmt == "jpeg":
         img.save(buf, format="JPEG", quality=85)
     else:
         img.save(buf, format="WEBP", quality=80, method=0)
