@@ -10,7 +10,7 @@ pixel-data plug-ins (pylibjpeg with libjpeg, openjpeg and rle).
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -47,14 +47,14 @@ def _first(value: object) -> float:
 READ_ERRORS: tuple[type[Exception], ...] = (EOFError, ValueError, KeyError, TypeError, OSError, AttributeError)
 
 
-def read_dicom(data: bytes, *, defer_size: int | None = None) -> Dataset:
-    """Parse Part-10 bytes (pixel data is decoded later, on demand). ``defer_size``: values larger
-    than this many bytes (the pixels) are left unread until used."""
+def read_dicom(data: bytes | BinaryIO, *, defer_size: int | None = None) -> Dataset:
+    """Parse Part-10 bytes or an open binary file (pixel data is decoded later, on demand).
+    ``defer_size``: values larger than this many bytes (the pixels) are left unread until used."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(io.BytesIO(data), defer_size=defer_size)
+        return pydicom.dcmread(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data, defer_size=defer_size)
     except (InvalidDicomError, *READ_ERRORS) as exc:
         raise InvalidImage(f"corrupt or truncated DICOM: {exc}") from None
 

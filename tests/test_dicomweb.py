@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from app.core.config import Settings
-from app.dicom.multipart import check_related, encode_related, parse_related
+from app.dicom.multipart import Part, check_related, encode_related, parse_related
 from app.main import create_app
 from app.pacs.results import ResultStore
 from tests.dicom_helpers import PHI, PM_CLASS, SC_CLASS, SR_CLASS, cr, header, instances, mpeg2
@@ -89,10 +89,34 @@ def test_stow_accepts_radiographs_and_reports_the_rest(client):
     ("multipart/related; type=\"application/dicom\"; boundary=x", b"--x\r\nContent-Type: application/dicom\r\n\r\nab",
      400, "truncated"),
 ])
-def test_stow_bad_requests_are_4xx_with_reasons(client, ctype, body, status, needle):
+def test_stow_bad_requests_are_4xx_with_reasons(client, ctype, body, status, needle, settings):
     r = client.post("/dicomweb/studies", content=body, headers={"content-type": ctype})
     assert r.status_code == status, r.text
     assert needle in r.json()["detail"]
+    assert list((settings.state_dir / "dicom" / "spool").iterdir()) == []  # no part left behind
+
+
+def test_stow_parts_are_spooled_to_disk_and_moved_or_removed(client, settings):
+    """The request is parsed as it streams in: each part in its own spool file, the accepted ones
+    renamed into the store (same bytes), refused and over-limit ones deleted."""
+    good = cr()
+    r = stow(client, [good, b"not dicom at all", cr(modality="CT", sop_class="1.2.840.10008.5.1.4.1.1.2")])
+    assert r.status_code == 202, r.text
+    root = settings.state_dir / "dicom"
+    assert list((root / "spool").iterdir()) == []
+    assert [row["state"] for row in wait_done(client, header(good).StudyInstanceUID, 1)] == ["done"]
+
+    settings.max_stow_bytes = 100_000
+    body, ctype = encode_related([cr(), cr()])
+    assert len(body) > 100_000
+
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        for i in range(0, len(body), 8192):
+            yield body[i:i + 8192]
+
+    r = client.post("/dicomweb/studies", content=chunks(), headers={"content-type": ctype})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert list((root / "spool").iterdir()) == []
 
 
 def test_stow_with_nothing_acceptable_is_409(client):
@@ -136,7 +160,7 @@ def test_instances_accepted_before_a_restart_are_processed(settings):
     store = ResultStore(settings.state_dir / "dicom")
     data = cr()
     h = header(data)
-    rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, data)
+    rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, Part(body=io.BytesIO(data)))
     store.update(rid, state="processing")  # the server died mid-way
     store.close()
     with TestClient(create_app(settings, configure_logs=False)) as c:
@@ -278,7 +302,7 @@ def test_retention_deletes_finished_results_but_keeps_undelivered_ones(settings)
                                   ("queued", "queued", "not_configured")):
         data = cr()
         h = header(data)
-        rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, data)
+        rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, Part(body=io.BytesIO(data)))
         store.save_outputs(rid, {"sc": b"sc", "sr": b"sr"})
         store.update(rid, state=state, delivery=delivery)
         ids[name] = rid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import Request
@@ -16,7 +17,8 @@ RAW_TYPES = {"image/png", "image/jpeg", "image/jpg", "application/dicom", "appli
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers on top of the file itself
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
+async def stream_limited(request: Request, limit: int, sink: Callable[[bytes], object]) -> int:
+    """Hand the body to ``sink`` chunk by chunk; 413 as soon as it passes ``limit`` (or says it will)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -24,11 +26,18 @@ async def read_limited(request: Request, limit: int) -> bytes:
                 raise UploadTooLarge(f"upload of {int(declared)} bytes exceeds the limit of {limit} bytes")
         except ValueError:
             raise BadRequest("invalid Content-Length header") from None
-    buf = bytearray()
+    received = 0
     async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
+        received += len(chunk)
+        if received > limit:
             raise UploadTooLarge(f"upload exceeds the limit of {limit} bytes")
+        sink(chunk)
+    return received
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    buf = bytearray()
+    await stream_limited(request, limit, buf.extend)
     return bytes(buf)
 
 

@@ -17,7 +17,7 @@ class Eligible:
     sop_class_uid: str
     sop_instance_uid: str
     study_uid: str
-    data: bytes
+    part: Part  # the instance's bytes (a spool file for STOW-RS), moved into the store when accepted
 
 
 def _decodable(transfer_syntax: str) -> bool:
@@ -38,11 +38,13 @@ def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Fa
 
     if part.media_type and part.media_type != DICOM:
         return fail(FailureReason.CANNOT_UNDERSTAND, f"part has Content-Type {part.media_type!r}, not {DICOM}")
-    data = bytes(part.data)
-    if len(data) < 132 or data[128:132] != b"DICM":
+    part.body.seek(0)
+    preamble = part.body.read(132)
+    if len(preamble) < 132 or preamble[128:132] != b"DICM":
         return fail(FailureReason.CANNOT_UNDERSTAND, "part is not a DICOM Part-10 file (no 'DICM' preamble)")
     try:
-        ds = read_dicom(data, defer_size=4096)  # large values (pixels) stay unread
+        part.body.seek(0)
+        ds = read_dicom(part.body, defer_size=4096)  # from the spool file; large values (pixels) stay unread
         sop_class = str(ds.get("SOPClassUID", "") or "")
         sop_uid = str(ds.get("SOPInstanceUID", "") or "")
         study = str(ds.get("StudyInstanceUID", "") or "")
@@ -71,4 +73,4 @@ def check_instance(part: Part, *, study_uid: str | None = None) -> Eligible | Fa
     if not _decodable(ts):
         return fail(FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
                     f"transfer syntax {ts or 'missing'} cannot be decoded here", sop_class, sop_uid)
-    return Eligible(sop_class, sop_uid, study, data)
+    return Eligible(sop_class, sop_uid, study, part)

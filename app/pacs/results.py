@@ -10,16 +10,19 @@ until it is processed, then the result objects CXR_DICOM_OUTPUTS names (``sr.dcm
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
-from enum import Enum
 import time
 import uuid
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from app.core.sqlite import open_wal
 from app.core.files import write_atomic
+from app.core.sqlite import open_wal
+from app.dicom.multipart import Part
 
 PRIVATE = 0o600  # instances and results carry patient data
 
@@ -103,8 +106,11 @@ class ResultStore:
         self.root = Path(root)
         self.incoming = self.root / "incoming"
         self.outputs = self.root / "results"
-        self.incoming.mkdir(parents=True, exist_ok=True)
-        self.outputs.mkdir(parents=True, exist_ok=True)
+        self.spool = self.root / "spool"  # STOW-RS parts while a request is read (same file system: moved, not copied)
+        for folder in (self.incoming, self.outputs, self.spool):
+            folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.spool.iterdir():  # parts of requests a crash interrupted
+            stale.unlink(missing_ok=True)
         self._lock = threading.Lock()
         self._db = open_wal(self.root / "results.sqlite3", SCHEMA)
         have = {r[1] for r in self._db.execute("PRAGMA table_info(results)")}
@@ -143,10 +149,22 @@ class ResultStore:
         return [(self.folder(result_id) / FHIR_FILE).read_bytes()]
 
     # -- rows -------------------------------------------------------------------------------
-    def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, data: bytes) -> str:
-        """Persist an accepted instance (file first, then the row: a crash leaves no row without its file)."""
+    def spool_file(self) -> tuple[BinaryIO, Path]:
+        """A new private file for one STOW-RS part (the caller removes what it does not ``add``)."""
+        fd, name = tempfile.mkstemp(dir=self.spool, prefix="part-", suffix=".dcm")
+        os.fchmod(fd, PRIVATE)
+        return os.fdopen(fd, "w+b"), Path(name)
+
+    def add(self, study_uid: str, sop_class_uid: str, sop_instance_uid: str, source: Part) -> str:
+        """Persist an accepted instance (file first, then the row: a crash leaves no row without its file).
+        A spooled part is synced and renamed into place; an in-memory one is written."""
         result_id = uuid.uuid4().hex[:16]
-        write_atomic(self.incoming_path(result_id), data, mode=PRIVATE)
+        if source.path is not None:
+            source.body.flush()
+            os.fsync(source.body.fileno())
+            os.replace(source.path, self.incoming_path(result_id))
+        else:
+            write_atomic(self.incoming_path(result_id), source.data, mode=PRIVATE)
         t = time.time()
         with self._lock:
             self._db.execute(

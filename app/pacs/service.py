@@ -85,7 +85,7 @@ class StowService:
                                      f"{waiting} instances are already waiting for inference; retry later"))
                 continue
             result_id = self.store.add(verdict.study_uid, verdict.sop_class_uid, verdict.sop_instance_uid,
-                                       verdict.data)
+                                       verdict.part)
             waiting += 1
             new.append(result_id)
             accepted.append(Accepted(verdict.sop_class_uid, verdict.sop_instance_uid, result_id))

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.audit.trail import ScreeningFacts
 from app.api.deps import AdminDep, PredictRoleDep, ResultsDep, SettingsDep, StowDep, UploadSlotsDep
-from app.dicom.multipart import check_related, encode_related, parse_related
+from app.dicom.multipart import RelatedParser, check_related, encode_related
 from app.dicom.stow_response import status_code, stow_response
 from app.errors import BadRequest, ResultNotFound
 from app.schemas import DicomResult, DicomResultList, ErrorResponse
@@ -19,7 +19,7 @@ from app.pacs.results import DELIVERABLE, ResultStore
 from app.core.config import Settings
 from app.core.ratelimit import UploadSlots
 from app.pacs.service import StowService
-from app.inference.upload import read_limited
+from app.inference.upload import stream_limited
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 
@@ -47,12 +47,20 @@ ResultId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="id from t
 
 async def _store(request: Request, stow: StowService, settings: Settings, slots: UploadSlots,
                  study: str | None) -> Response:
+    """The body is parsed as it arrives, each instance into its own spool file (never the whole
+    request in memory); accepted instances are moved into the store, the rest removed."""
     boundary = check_related(request.headers.get("content-type", ""))
-    with slots.hold():
-        body = await read_limited(request, settings.max_stow_bytes)
-    parts = parse_related(body, boundary)
-    del body
-    accepted, failed = await stow.accept(parts, study)
+    parser = RelatedParser(boundary, stow.store.spool_file)
+    try:
+        with slots.hold():
+            await stream_limited(request, settings.max_stow_bytes, parser.write)
+        parts = parser.finish()
+        accepted, failed = await stow.accept(parts, study)
+    finally:
+        for part in parser.parts:
+            part.body.close()
+            if part.path is not None:
+                part.path.unlink(missing_ok=True)  # accepted ones were moved away already
     request.state.audit = ScreeningFacts(detail=f"{len(parts)} instance(s): {len(accepted)} accepted, "
                                          f"{len(failed)} failed")
     status = status_code(accepted, failed)
