@@ -1,12 +1,14 @@
 """Soak: mixed traffic from 32 clients against a real server while a fine-tuning job runs. ONE JSON line.
 
-  .venv/bin/python benchmarks/soak.py --minutes 30      # the real soak
-  .venv/bin/python benchmarks/soak.py --minutes 1       # CI-size
+  .venv/bin/python benchmarks/soak.py --minutes 30 --plot docs/soak_rss.png   # the real soak
+  .venv/bin/python benchmarks/soak.py --minutes 1                             # CI-size
 
 Traffic: valid PNG, JPEG and 16-bit DICOM uploads, plus 10 % bad inputs (truncated, text,
 no pixel data) whose 4xx are expected. Reports requests, responses by status, unexpected
-errors (5xx, failed connections, or a 4xx for a valid image), p50/p99 of valid requests and
-the server's RSS after warm-up and at the end.
+errors (5xx, failed connections, or a 4xx for a valid image), p50/p99 of valid requests, and
+the RSS of the server (and, apart, of its training worker) every 30 s from the end of the
+warm-up: the whole series, the steady state (median from minute 10), growth from minute 10 to
+the end, and the peak. ``--plot`` draws the series as a small PNG.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -71,10 +74,69 @@ async def traffic(url: str, seconds: float, clients: int) -> dict:
             "p50_ms": round(float(q[0]), 1), "p99_ms": round(float(q[1]), 1)}
 
 
+def children_rss_mb(pid: int) -> float:
+    """RSS of the server's child processes (the training worker), summed."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += rss_mb(int(child))
+            except (OSError, ValueError):
+                pass  # it just ended
+    return round(total, 1)
+
+
+class RssSeries(threading.Thread):
+    """(seconds since start, server MB, worker MB) every ``every`` seconds until stopped."""
+
+    def __init__(self, pid: int, every: float = 30.0) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.rows: list[tuple[float, float, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while True:
+            self.rows.append((round(time.monotonic() - t0, 1), rss_mb(self.pid), children_rss_mb(self.pid)))
+            if self.stop.wait(self.every):
+                return
+
+    def summary(self) -> dict:
+        at10 = [r for r in self.rows if r[0] >= 600]
+        steady = [r[1] for r in at10] or [r[1] for r in self.rows]
+        return {"every_s": self.every, "series_s_server_worker": self.rows,
+                "server_steady_median_from_minute_10": float(np.median(steady)),
+                "server_growth_minute_10_to_end": round(at10[-1][1] - at10[0][1], 1) if len(at10) > 1 else None,
+                "server_peak": max(r[1] for r in self.rows), "worker_peak": max(r[2] for r in self.rows)}
+
+
+def plot(rows: list[tuple[float, float, float]], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [r[0] / 60 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
+    ax.plot(minutes, [r[1] for r in rows], marker=".", label="server (cxr serve)")
+    ax.plot(minutes, [r[2] for r in rows], marker=".", label="training worker")
+    ax.axhline(1024, color="grey", linestyle="--", linewidth=0.8, label="1 GB target")
+    ax.set_xlabel("minutes after warm-up")
+    ax.set_ylabel("RSS (MB)")
+    ax.set_ylim(0, max(1100, max(max(r[1], r[2]) for r in rows) * 1.1))
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--plot", type=Path, default=None, help="write the RSS series as a PNG here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -85,18 +147,24 @@ def main() -> None:
         try:
             wait_ready(proc, url)
             asyncio.run(traffic(url, 20, args.clients))  # warm-up at full concurrency: buffers, arenas, threads
-            rss_start = rss_mb(proc.pid)
             job = httpx.post(f"{url}/train", json={"dataset": "site/train", "epochs": 100, "batch_size": 8}).json()
+            series = RssSeries(proc.pid)
+            series.start()
             result = asyncio.run(traffic(url, args.minutes * 60, args.clients))
+            series.stop.set()
+            series.join()
             job_state = httpx.get(f"{url}/train/{job['id']}").json()
             httpx.delete(f"{url}/train/{job['id']}")
-            rss_end = rss_mb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
+    rss = series.summary()
+    if args.plot is not None:
+        plot(series.rows, args.plot, f"benchmarks/soak.py: {args.minutes:g} min, {args.clients} clients, "
+             f"{result['requests']:,} requests, training job running")
     print(json.dumps({"minutes": args.minutes, "clients": args.clients, **result,
                       "training_job": {"state_during": job_state["state"], "epochs_done": len(job_state["metrics"])},
-                      "rss_mb": {"after_warmup": rss_start, "end": rss_end, "growth": round(rss_end - rss_start, 1)}}))
+                      "rss_mb": rss}))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,9 @@ def cam_at(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w) map in [0, 1] -> (H, W) uint8 0..255, bilinear."""
-    return np.clip(cam_at(cam, size) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    m = cam_at(cam, size) * np.float32(255.0)
+    m += np.float32(0.5)
+    return np.clip(m, 0, 255, out=m).astype(np.uint8)
 
 
 def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay", size: tuple[int, int] | None = None,
