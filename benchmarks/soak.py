@@ -121,7 +121,7 @@ def plot(rows: list[tuple[float, float, float]], out: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
     ax.plot(minutes, [r[1] for r in rows], marker=".", label="server (cxr serve)")
     ax.plot(minutes, [r[2] for r in rows], marker=".", label="training worker")
-    ax.axhline(1024, color="grey", linestyle="--", linewidth=0.8, label="1 GB target")
+    ax.axhline(1024, color="grey", linestyle="--", linewidth=0.8, label="server target (1 GB)")
     ax.set_xlabel("minutes after warm-up")
     ax.set_ylabel("RSS (MB)")
     ax.set_ylim(0, max(1100, max(max(r[1], r[2]) for r in rows) * 1.1))
