@@ -103,12 +103,25 @@ class RssSeries(threading.Thread):
                 return
 
     def summary(self) -> dict:
-        at10 = [r for r in self.rows if r[0] >= 600]
-        steady = [r[1] for r in at10] or [r[1] for r in self.rows]
-        return {"every_s": self.every, "series_s_server_worker": self.rows,
-                "server_steady_median_from_minute_10": float(np.median(steady)),
-                "server_growth_minute_10_to_end": round(at10[-1][1] - at10[0][1], 1) if len(at10) > 1 else None,
-                "server_peak": max(r[1] for r in self.rows), "worker_peak": max(r[2] for r in self.rows)}
+        return summarize(self.rows, self.every)
+
+
+def summarize(rows: list[tuple[float, float, float]], every: float = 30.0) -> dict:
+    """Steady state and growth of the server's RSS from minute 10 on: the median, the least-squares trend
+    over the window (MB from its start to its end; single samples swing +-60 MB as glibc trims), and
+    the medians of its first and last five minutes."""
+    window = [r for r in rows if r[0] >= 600] or list(rows)
+    t = np.array([r[0] for r in window]) / 60
+    mb = np.array([r[1] for r in window])
+    trend = float(np.polyfit(t, mb, 1)[0] * (t[-1] - t[0])) if len(window) > 2 else None
+    first, last = mb[t <= t[0] + 5], mb[t >= t[-1] - 5]
+    return {"every_s": every, "series_s_server_worker": rows,
+            "server_steady_median_from_minute_10": round(float(np.median(mb)), 1),
+            "server_growth_trend_minute_10_to_end": None if trend is None else round(trend, 1),
+            "server_median_first_5_min_of_window": round(float(np.median(first)), 1),
+            "server_median_last_5_min_of_window": round(float(np.median(last)), 1),
+            "server_peak": max(r[1] for r in rows), "worker_peak": max(r[2] for r in rows),
+            "worker_median": round(float(np.median([r[2] for r in rows if r[2] > 0] or [0])), 1)}
 
 
 def plot(rows: list[tuple[float, float, float]], out: Path, title: str) -> None:

@@ -55,3 +55,15 @@ def test_the_server_serves_without_torch_and_reuses_its_exported_graphs(tmp_path
     out, _, p_after = _run(env)
     assert "exported the classifier" in out and out.count("from the cache") == 1, out
     assert p_after == p_first
+
+
+def test_the_server_modules_import_no_torch():
+    """Cheap guard beside the live-server test: importing what `cxr serve` imports loads no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, app.main, app.cli, app.serve; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -147,6 +147,8 @@ class JobRunner:
         log_dir.mkdir(parents=True, exist_ok=True)
         threads = str(self.settings.train_threads)
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        if self.settings.malloc_arena_max:  # the worker's allocator, as the server's (app/core/allocator.py)
+            env.setdefault("MALLOC_ARENA_MAX", str(self.settings.malloc_arena_max))
         with open(log_dir / "job.log", "ab") as logf:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "app.training.worker", "--db", str(self.store.path), "--job", job["id"],

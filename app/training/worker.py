@@ -135,6 +135,18 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         return 1
 
 
+def yield_cpu(nice: int) -> None:
+    """Lower this process's priority so training yields the CPU to inference. The worker runs in its
+    own session (so a cancel can kill its whole group), and with the kernel's autogroup scheduling
+    (on by default in most distributions) a new session is a new scheduling group that competes with
+    the server's as an equal, whatever the process's nice value: so the group's nice is set too."""
+    os.nice(nice)
+    try:
+        Path("/proc/self/autogroup").write_text(f"{nice}\n")
+    except OSError:  # no autogroup (kernel option off, or not Linux): the process nice value is enough
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.training.worker")
     ap.add_argument("--db", required=True)
@@ -144,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.nice:
-        os.nice(args.nice)  # training yields the CPU to inference
+        yield_cpu(args.nice)
     store = JobStore(Path(args.db))
     try:
         return run_job(store, args.job, Path(args.state_dir))

@@ -52,11 +52,11 @@ def check_predictions(url: str, device: str) -> dict[str, object]:
             served.append(j["probabilities"]["PNEUMONIA"])
             diffs.append(abs(j["probabilities"]["PNEUMONIA"] - float(p_ref[1])))
             timings.append(j["timing_ms"])
-    registry = ModelRegistry(catalog_of(Settings()), select_device(device), backend="torch")
+    registry = ModelRegistry(catalog_of(Settings()), str(select_device(device)), backend="torch")
     model = registry.activate(None)
     cam_diff = 0.0
     for name, cam_ref in zip(ref["names"], ref["cams"], strict=True):
-        x = model.card.input.to_tensor(decode_image((GPU / "images" / str(name)).read_bytes()).pixels)[None]
+        x = model.card.input.to_array(decode_image((GPU / "images" / str(name)).read_bytes()).pixels)[None]
         _, cams = model.run(x)
         scale = max(float(np.abs(cam_ref).max()), 1e-6)
         cam_diff = max(cam_diff, float(np.abs(cams[0] - cam_ref).max()) / scale)
