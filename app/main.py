@@ -19,6 +19,7 @@ from app.audit.monitoring import refresh_loop
 from app.audit.store import AuditStore
 from app.audit.trail import AuditTrail, audit_retention, load_salt
 from app.core.aio import cancel_and_wait
+from app.core.allocator import malloc_tuned
 from app.container import Services
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -68,7 +69,8 @@ def _load_guard(settings: Settings) -> GuardScorer | None:
     try:
         from models.integrity.guard_onnx import load_onnx_guard
 
-        guard = load_onnx_guard(settings.integrity_guard_dir, settings.onnx_cache_dir, threads=1)
+        guard = load_onnx_guard(settings.integrity_guard_dir, settings.onnx_cache_dir, threads=1,
+                                arena=not malloc_tuned())
     except ImportError:
         from models.integrity.guard import load_guard
 

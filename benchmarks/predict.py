@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.inference.render import render_heatmap  # noqa: E402
+from app.core.allocator import tune_malloc  # noqa: E402
 from app.inference.serving import OnnxRunner  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 from models.gradcam import forward_with_cam  # noqa: E402
@@ -51,7 +52,8 @@ def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
     x_cpu = loaded.card.input.to_tensor(chest_like(s, s))[None]
     x = x_cpu.to(device)
     pixels = chest_like(1024, 1024)
-    onnx = OnnxRunner(export_onnx(loaded.model.cpu(), s), None)
+    tuned = bool(tune_malloc(2))  # the allocator `cxr serve` runs with, and then no ONNX Runtime arena
+    onnx = OnnxRunner(export_onnx(loaded.model.cpu(), s), None, arena=not tuned)
     x_np = x_cpu.numpy()
     loaded.model.to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -101,17 +101,18 @@ def onnx_graph(kind: GraphKind, folder: Path, source_sha256: str, image_size: in
     return data
 
 
-def cpu_session(graph: bytes, threads: int | None) -> Any:
-    """An ONNX Runtime CPU session; ``threads`` None: ONNX Runtime's default (one per core)."""
+def cpu_session(graph: bytes, threads: int | None, *, arena: bool = True) -> Any:
+    """An ONNX Runtime CPU session; ``threads`` None: ONNX Runtime's default (one per core). ``arena``
+    False: plain malloc instead of ONNX Runtime's arena, which grows in powers of two and keeps its
+    peak for the process's life (300 MB after batches of 8); the server turns it off once it has
+    tuned glibc's allocator (app/core/allocator.py), without which arena-less runs are slower."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # ONNX Runtime's own arena grows in powers of two and keeps its peak for the process's life (a
-    # batch of 8 left it 300 MB); plain malloc, tuned by the service (app/core/allocator.py), returns it
-    options.enable_cpu_mem_arena = False
+    options.enable_cpu_mem_arena = arena
     # no busy-waiting between kernels: a spinning thread steals the core a training job or
     # the decoder needs, which costs more latency under load than it saves when idle
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -24,3 +24,16 @@ def test_the_operators_variables_win_and_zero_turns_it_off(monkeypatch):
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     assert "MALLOC_ARENA_MAX" not in tune_malloc(2)
     assert tune_malloc(0) == {}
+
+
+def test_onnx_runtime_keeps_its_arena_unless_the_allocator_is_tuned(tiny_weights, tmp_path, monkeypatch):
+    from app.core import allocator
+    from app.inference.catalog import ModelRegistry
+    from models.catalog import ModelCatalog
+
+    registry = ModelRegistry(ModelCatalog(tiny_weights), "cpu", backend="onnx", onnx_cache=tmp_path)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setattr(allocator, "_applied", {})
+    assert registry.load(None).runner.session.get_session_options().enable_cpu_mem_arena
+    monkeypatch.setattr(allocator, "_applied", {"MALLOC_MMAP_THRESHOLD_": allocator.MMAP_THRESHOLD})
+    assert not registry.load(None).runner.session.get_session_options().enable_cpu_mem_arena

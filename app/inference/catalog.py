@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from app.core.allocator import malloc_tuned
 from app.inference.serving import OnnxRunner, Runner, ServingModel, TorchRunner
 from app.core.config import Settings
 from app.core.files import write_json_atomic
@@ -66,7 +67,7 @@ class ModelRegistry:
             card = read_card(entry.folder)
             verify_file(entry.folder / card.weights_file, card.sha256, "weights file")
             graph = onnx_graph("classifier", entry.folder, card.sha256, card.input.image_size, self.onnx_cache)
-            runner = OnnxRunner(graph, self.threads)
+            runner = OnnxRunner(graph, self.threads, arena=not malloc_tuned())
         else:
             card, runner = self._load_eager(entry)
         serving = ServingModel(card, runner, self.device, entry.folder, entry.source)

@@ -114,7 +114,9 @@ async def _answer(request: Request, predictor: Predictor, settings: Settings, da
         return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers=result_headers(
             p.prediction.value, p.probabilities[Label.PNEUMONIA], p.threshold, f"{p.model.name}@{p.model.version}",
             p.priority.value))
-    return p
+    # serialized once by pydantic-core (Prediction is the declared response_model, so the schema is
+    # the same); FastAPI's own path dumps, re-validates and json.dumps the ~1 MB heatmap: 3 ms, not 1
+    return Response(p.model_dump_json(by_alias=True), media_type="application/json")
 
 
 def result_headers(label: str, p_pneumonia: float, threshold: float, model: str, priority: str) -> dict[str, str]:
