@@ -104,7 +104,7 @@ def onnx_graph(kind: GraphKind, folder: Path, source_sha256: str, image_size: in
 def cpu_session(graph: bytes, threads: int | None, *, arena: bool = True) -> Any:
     """An ONNX Runtime CPU session; ``threads`` None: ONNX Runtime's default (one per core). ``arena``
     False: plain malloc instead of ONNX Runtime's arena, which grows in powers of two and keeps its
-    peak for the process's life (300 MB after batches of 8); the server turns it off once it has
+    peak for the process's life (+147 MB at batch 8, +675 MB at batch 32); the server turns it off once it has
     tuned glibc's allocator (app/core/allocator.py), without which arena-less runs are slower."""
     import onnxruntime as ort
 
