@@ -27,11 +27,20 @@ class ModelRef(BaseModel):
 
 class Heatmap(BaseModel):
     target: Label = Field(description="class whose evidence the map shows")
-    kind: str = Field(description="overlay (colormap over the X-ray) or mask (grayscale map)")
+    kind: str = Field(description="overlay (colormap over the X-ray), mask (grayscale map) or layer (the overlay's "
+                      "colours alone, RGBA: drawn over `preview` it gives the overlay)")
     media_type: str
     width: int
     height: int
     data: str = Field(description="base64-encoded image")
+
+
+class ImagePreview(BaseModel):
+    """The X-ray as the model read it (decoded and windowed, 8-bit grey), at the heatmap's size."""
+    media_type: str
+    width: int
+    height: int
+    data: str = Field(description="base64-encoded PNG")
 
 
 class ImageInfo(BaseModel):
@@ -73,6 +82,8 @@ class Prediction(BaseModel):
     model: ModelRef
     heatmap: Heatmap | None = None
     image: ImageInfo
+    preview: ImagePreview | None = Field(None, description="with preview=true: the X-ray as read, for drawing "
+                                         "a layer over (DICOM and 16-bit inputs that a browser cannot show)")
     timing_ms: Timing
     integrity: IntegrityReport | None = Field(
         description="the input-integrity check; null only when the server runs with CXR_INTEGRITY=off")
@@ -94,6 +105,12 @@ class NotEvaluatedResponse(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class Identity(BaseModel):
+    auth: bool = Field(description="false when API keys are off (CXR_AUTH=off): every caller may do everything")
+    role: Literal["predict", "admin"] = Field(description="what the presented key may do")
+    key_id: str | None = Field(description="the first 8 hex digits of the key's SHA-256 (what logs name it by)")
 
 
 class Ready(BaseModel):
@@ -157,6 +174,7 @@ class JobProgress(BaseModel):
     total_steps: int | None = None
     images_per_s: float | None = None
     eta_s: float | None = None
+    loss: float | None = Field(None, description="the epoch's running mean training loss so far")
 
 
 class Job(BaseModel):

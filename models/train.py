@@ -158,7 +158,8 @@ def fit(
             bar.set_postfix(loss=f"{total_loss / n_seen:.4f}", ips=f"{ips:.1f}", refresh=False)
             if on_progress is not None:
                 on_progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total_steps": total_steps,
-                             "images_per_s": round(ips, 2), "eta_s": round((total_steps - step) * len(idx) / max(ips, 1e-6), 1)})
+                             "images_per_s": round(ips, 2), "eta_s": round((total_steps - step) * len(idx) / max(ips, 1e-6), 1),
+                             "loss": round(total_loss / n_seen, 5)})
         bar.close()
         seconds = time.perf_counter() - t0
         seen += n_seen

@@ -25,7 +25,8 @@ def test_multipart_png_returns_the_documented_shape(client):
     assert r.status_code == 200, r.text
     j = r.json()
     assert set(j) == {"prediction", "probabilities", "threshold", "priority", "urgent_threshold", "model", "heatmap",
-                      "image", "timing_ms", "integrity", "warnings"}
+                      "image", "preview", "timing_ms", "integrity", "warnings"}
+    assert j["preview"] is None  # only with preview=true
     assert j["urgent_threshold"] is None  # the tiny card has no urgent point: urgent = called PNEUMONIA
     assert j["priority"] == ("urgent" if j["prediction"] == "PNEUMONIA" else "routine")
     assert j["integrity"] is None and j["warnings"] == ["the input-integrity check is off on this server (CXR_INTEGRITY=off)"]

@@ -9,13 +9,15 @@ from PIL import Image
 from app.inference.png import encode_png
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (9, 1), (37, 53), (256, 256), (3, 5, 3), (1, 1, 3), (64, 97, 3)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (9, 1), (37, 53), (256, 256), (3, 5, 3), (1, 1, 3), (64, 97, 3),
+                                   (1, 1, 4), (29, 41, 4)])
 @pytest.mark.parametrize("level", [0, 1, 9])
 def test_decodes_to_the_same_pixels(shape, level):
     arr = np.random.default_rng(sum(shape) + level).integers(0, 256, size=shape, dtype=np.uint8)
     img = Image.open(io.BytesIO(encode_png(arr, level)))
     img.load()  # checks every chunk's CRC and the deflate stream
-    assert img.mode == ("RGB" if len(shape) == 3 else "L") and img.size == (shape[1], shape[0])
+    assert img.mode == {2: "L", 3: "RGB", 4: "RGBA"}[len(shape) if len(shape) == 2 else shape[2]]
+    assert img.size == (shape[1], shape[0])
     assert np.array_equal(np.asarray(img), arr)
 
 
@@ -24,7 +26,7 @@ def test_smooth_images_compress():
     assert len(encode_png(np.stack([ramp] * 3, -1))) < ramp.size * 3 // 20
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.float32), np.zeros((4, 4, 4), np.uint8), np.zeros(4, np.uint8)])
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.float32), np.zeros((4, 4, 2), np.uint8), np.zeros(4, np.uint8)])
 def test_other_arrays_are_refused(bad):
     with pytest.raises(ValueError, match="expected"):
         encode_png(bad)

@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
 from app.errors import NotEvaluated, NotReady
-from app.schemas import Heatmap, ImageInfo, IntegrityReport, Label, Prediction, Timing
+from app.schemas import Heatmap, ImageInfo, ImagePreview, IntegrityReport, Label, Prediction, Timing
 from app.inference.batcher import DynamicBatcher
-from app.inference.render import HeatmapFormat, HeatmapKind, RenderedHeatmap, render_heatmap
+from app.inference.render import HeatmapFormat, HeatmapKind, RenderedHeatmap, render_heatmap, render_preview
 from app.core.metrics import Metrics
 from app.inference.catalog import ModelRegistry
 from app.inference.serving import ServingModel
@@ -107,10 +107,14 @@ class Predictor:
                                model=(model.card.name, model.card.version))
         return integrity, seconds
 
-    def _render(self, pixels: np.ndarray, cam: np.ndarray, kind: HeatmapKind, fmt: HeatmapFormat) -> RenderedHeatmap:
+    def _render(self, pixels: np.ndarray, cam: np.ndarray | None, kind: HeatmapKind | None, fmt: HeatmapFormat,
+                preview: bool) -> tuple[RenderedHeatmap | None, RenderedHeatmap | None]:
         s = self.settings
-        return render_heatmap(pixels, cam, kind=kind, fmt=fmt, max_side=s.heatmap_max_side, alpha=s.heatmap_alpha,
-                              png_compress_level=s.png_compress_level)
+        heat = None if kind is None or cam is None else render_heatmap(
+            pixels, cam, kind=kind, fmt=fmt, max_side=s.heatmap_max_side, alpha=s.heatmap_alpha,
+            png_compress_level=s.png_compress_level)
+        seen = render_preview(pixels, max_side=s.heatmap_max_side, png_compress_level=s.png_compress_level) if preview else None
+        return heat, seen
 
     async def infer(self, data: bytes, *, integrity: IntegrityMode = "enforce") -> Inference:
         """Decode, check integrity, preprocess and run the active model (batched with concurrent requests).
@@ -158,15 +162,17 @@ class Predictor:
 
     async def predict(
         self, data: bytes, *, target: Target = "PNEUMONIA", heatmap: HeatmapKind | None = "overlay",
-        fmt: HeatmapFormat = "png", integrity: IntegrityMode = "enforce",
+        fmt: HeatmapFormat = "png", integrity: IntegrityMode = "enforce", preview: bool = False,
     ) -> PredictOutcome:
         t_start = time.perf_counter()
         inf = await self.infer(data, integrity=integrity)
         target_label = inf.label.value if target == "predicted" else target
-        rendered = None
+        rendered = seen = None
         t_explain0 = time.perf_counter()
-        if heatmap is not None:
-            rendered = await run_in_threadpool(self._render, inf.decoded.pixels, inf.cam(target_label), heatmap, fmt)
+        if heatmap is not None or preview:
+            rendered, seen = await run_in_threadpool(self._render, inf.decoded.pixels,
+                                                     None if heatmap is None else inf.cam(target_label), heatmap, fmt,
+                                                     preview)
         t_explain = time.perf_counter() - t_explain0
         total = time.perf_counter() - t_start
         self.metrics.stage_seconds.labels("explain").observe(t_explain)
@@ -182,6 +188,8 @@ class Predictor:
                 target=Label(target_label), kind=heatmap or "overlay", media_type=rendered.media_type,
                 width=rendered.width, height=rendered.height, data=rendered.base64()),
             image=ImageInfo(width=inf.decoded.width, height=inf.decoded.height, format=inf.decoded.format.value),
+            preview=None if seen is None else ImagePreview(media_type=seen.media_type, width=seen.width,
+                                                           height=seen.height, data=seen.base64()),
             timing_ms=Timing(decode=ms(inf.seconds["decode"]), integrity=ms(inf.seconds["integrity"]),
                              preprocess=ms(inf.seconds["preprocess"]), infer=ms(inf.seconds["infer"]),
                              explain=ms(t_explain), total=ms(total)),

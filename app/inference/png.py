@@ -2,7 +2,7 @@
 
 Pillow's encoder spends ~70 ms on a 1024x1024 RGB overlay at level 1 (adaptive filtering and
 zlib); this one ~8 ms for a file of the same size class. The format is plain PNG (8-bit
-grayscale or RGB, one IDAT, filter type 2 on every row), so any decoder reads it; tests
+grayscale, RGB or RGBA, one IDAT, filter type 2 on every row), so any decoder reads it; tests
 decode it with Pillow and compare every pixel. Without python-isal, stdlib zlib does the
 deflate (slower, same format).
 """
@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; the fallback kee
     MAX_LEVEL = 9
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-COLOR_TYPES = {1: 0, 3: 2}  # channels -> PNG colour type (grayscale, truecolour)
+COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grayscale, truecolour, truecolour + alpha)
 UP = 2
 
 
@@ -45,11 +45,11 @@ def up_filtered(arr: np.ndarray) -> bytes:
 
 
 def encode_png(arr: np.ndarray, level: int = 1) -> bytes:
-    """(H, W) or (H, W, 3) uint8 -> PNG bytes. ``level`` is clipped to the deflate library's range."""
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
-        raise ValueError(f"expected (H, W) or (H, W, 3) uint8, got {arr.dtype} {arr.shape}")
+    """(H, W), (H, W, 3) or (H, W, 4) uint8 -> PNG bytes. ``level`` is clipped to the deflate library's range."""
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"expected (H, W), (H, W, 3) or (H, W, 4) uint8, got {arr.dtype} {arr.shape}")
     h, w = arr.shape[:2]
-    channels = 1 if arr.ndim == 2 else 3
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
     header = struct.pack(">IIBBBBB", w, h, 8, COLOR_TYPES[channels], 0, 0, 0)
     idat = _deflate.compress(up_filtered(arr), min(max(level, 0), MAX_LEVEL))
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")

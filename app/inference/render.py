@@ -1,4 +1,5 @@
-"""Render a class map as the heatmap a radiologist sees: colormap overlay or grayscale mask.
+"""Render a class map as the heatmap a radiologist sees: colormap overlay, grayscale mask, or the
+overlay's colour layer alone (RGBA, for viewers that blend it themselves at an opacity of their choice).
 
 The map's information is low resolution (7x7 at 224 px input), so the cost is all in
 upsampling, blending and encoding. Pillow does the resizes, one lookup in a packed table does
@@ -19,7 +20,7 @@ from PIL import Image
 
 from app.inference.png import encode_png
 
-HeatmapKind = Literal["overlay", "mask"]
+HeatmapKind = Literal["overlay", "mask", "layer"]
 HeatmapFormat = Literal["png", "jpeg", "webp"]
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -76,16 +77,39 @@ def cam_at(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
+@lru_cache(maxsize=32)
+def _bilinear_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float32: Pillow's bilinear weights along one axis, read off by resizing the identity
+    (each column is a unit impulse resized), so a resize is two small matrix products with the same
+    coefficients as ``cam_at``."""
+    eye = Image.fromarray(np.eye(n_in, dtype=np.float32), mode="F")
+    return np.asarray(eye.resize((n_in, n_out), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
 def upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w) map in [0, 1] -> (H, W) uint8 0..255, bilinear."""
-    m = cam_at(cam, size) * np.float32(255.0)
-    m += np.float32(0.5)
-    return np.clip(m, 0, 255, out=m).astype(np.uint8)
+    """(h, w) map in [0, 1] -> (H, W) uint8 0..255, bilinear: ``cam_at`` as Wh @ (255 cam) @ Ww.T (0.6 ms at
+    1024 x 1024 against 2.3 for a Pillow resize and the scaling; equal but for a rounding tie in ~1e-6 of pixels)."""
+    h, w = cam.shape
+    rows = (np.asarray(cam, dtype=np.float32) * np.float32(255.0)) @ _bilinear_weights(w, size[0]).T
+    m = _bilinear_weights(h, size[1]) @ rows
+    m += np.float32(0.5)  # weights are convex: 0.5 <= m <= 255.5, so the cast rounds and never wraps
+    return m.astype(np.uint8)
+
+
+@lru_cache(maxsize=4)
+def layer_table(alpha: float) -> np.ndarray:
+    """(256,) RGBA items: the colormap colour of each heat and its opacity ``alpha * heat``, so that the
+    layer alpha-composited over the X-ray gives the overlay (within one grey level of rounding)."""
+    rgba = np.empty((256, 4), dtype=np.uint8)
+    rgba[:, :3] = colormap_lut()
+    rgba[:, 3] = np.round(alpha * np.arange(256, dtype=np.float64)).astype(np.uint8)
+    return rgba.view("V4").ravel()
 
 
 def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay", size: tuple[int, int] | None = None,
             alpha: float = 0.5) -> np.ndarray:
-    """``pixels`` (H, W) uint8 X-ray and ``cam`` (h, w) in [0, 1] -> (H', W', 3) RGB overlay or (H', W') mask.
+    """``pixels`` (H, W) uint8 X-ray and ``cam`` (h, w) in [0, 1] -> (H', W', 3) RGB overlay, (H', W') mask
+    or (H', W', 4) RGBA layer.
 
     ``size`` is (width, height) of the result; default: the X-ray's own size.
     """
@@ -94,6 +118,8 @@ def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay
     heat = upsample(cam, size)
     if kind == "mask":
         return heat
+    if kind == "layer":
+        return np.take(layer_table(round(alpha, 3)), heat).view(np.uint8).reshape(size[1], size[0], 4)
     base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
     index = base.astype(np.uint16)
     index <<= 8
@@ -117,10 +143,21 @@ def render_heatmap(
     arr = compose(pixels, cam, kind=kind, size=size, alpha=alpha)
     if fmt == "png":
         return RenderedHeatmap(encode_png(arr, png_compress_level), MEDIA_TYPES[fmt], size[0], size[1])
-    img = Image.fromarray(arr, mode="L" if kind == "mask" else "RGB")
+    img = Image.fromarray(arr, mode={"mask": "L", "layer": "RGBA"}.get(kind, "RGB"))
     buf = io.BytesIO()
     if fmt == "jpeg":
+        if kind == "layer":
+            raise ValueError("a layer needs an alpha channel: png or webp, not jpeg")
         img.save(buf, format="JPEG", quality=85)
     else:
         img.save(buf, format="WEBP", quality=80, method=0)
     return RenderedHeatmap(buf.getvalue(), MEDIA_TYPES[fmt], size[0], size[1])
+
+
+def render_preview(pixels: np.ndarray, *, max_side: int = 1024, png_compress_level: int = 1) -> RenderedHeatmap:
+    """The X-ray as the model read it (decoded, windowed, 8-bit grey), as PNG at the heatmap's size: what a
+    viewer draws a layer over when it cannot display the input itself (DICOM, 16-bit PNG)."""
+    h, w = pixels.shape
+    size = output_size(w, h, max_side)
+    base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
+    return RenderedHeatmap(encode_png(np.ascontiguousarray(base), png_compress_level), MEDIA_TYPES["png"], *size)

@@ -87,14 +87,16 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         store.fail(job_id, exc.detail if isinstance(exc, CXRError) else f"invalid job request: {str(exc)[:300]}")
         return 1
     last_write = 0.0
+    last_event: dict[str, Any] = {}
     metrics: list[dict[str, Any]] = list(job["metrics"]) if cfg.resume else []
 
     def on_progress(event: dict[str, Any]) -> None:
-        nonlocal last_write
+        nonlocal last_write, last_event
         if "epoch_done" in event:
             metrics.append(event["epoch_done"])
             store.update(job_id, metrics=metrics)
             return
+        last_event = event
         if time.monotonic() - last_write > 1.0:
             store.update(job_id, progress=event)
             last_write = time.monotonic()
@@ -118,7 +120,7 @@ def run_job(store: JobStore, job_id: str, state_dir: Path) -> int:
         store.transition(job_id, (JobState.running,), JobState.succeeded, finished_at=now(), model=card.name,
                          model_version=card.version,
                          promoted=int(promote), promotion_reason=reason, pid=None,
-                         progress={"epoch": card.training.epochs_run, "done": True})
+                         progress={**last_event, "epoch": card.training.epochs_run, "eta_s": 0.0, "done": True})
         return 0
     except TrainingCancelled:
         store.transition(job_id, (JobState.running,), JobState.cancelled, finished_at=now(), pid=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -69,7 +70,9 @@ async def predict_image(
     slots: UploadSlotsDep,
     inputs: InputsDep,
     target: Literal["PNEUMONIA", "NORMAL", "predicted"] = Query("PNEUMONIA", description="class the heatmap explains"),
-    heatmap: Literal["overlay", "mask", "none"] = Query("overlay", description="overlay, grayscale mask, or none (faster)"),
+    heatmap: Literal["overlay", "mask", "layer", "none"] = Query(
+        "overlay", description="overlay, grayscale mask, layer (the overlay's colours alone, RGBA; png or webp), or "
+        "none (faster)"),
     heatmap_format: Literal["png", "jpeg", "webp"] = Query("png", description="encoding of the heatmap image"),
     output: Literal["json", "dicom", "fhir"] = Query(
         "json", description="dicom (DICOM input only): multipart/related with the objects CXR_DICOM_OUTPUTS names "
@@ -78,13 +81,19 @@ async def predict_image(
     integrity: Literal["enforce", "report"] = Query(
         "enforce", description="enforce: an image the integrity check refuses gets 422 and no probabilities; "
         "report (research use, logged): scored anyway, with integrity.accepted false and a warning"),
+    preview: bool = Query(False, description="also return the X-ray as read (8-bit grey PNG at the heatmap's "
+                          "size) in `preview`: what a viewer draws `heatmap=layer` over"),
 ) -> Prediction | Response:
+    if heatmap == "layer" and heatmap_format == "jpeg":
+        raise RequestValidationError([{"loc": ("query", "heatmap_format"), "type": "value_error",
+                                       "msg": "heatmap=layer has an alpha channel: use png or webp, not jpeg"}])
     with slots.hold():
         data = await read_image_upload(request, settings.max_upload_bytes)
     facts = request.state.audit = screening_facts(data)
     try:
         answer = await _answer(request, predictor, settings, data, facts, target=target, heatmap=heatmap,
-                               heatmap_format=heatmap_format, output=output, integrity=integrity)
+                               heatmap_format=heatmap_format, output=output, integrity=integrity,
+                               preview=preview)
         if inputs is not None and facts.input_sha256 and facts.label is not None:  # screened: kept for feedback
             await run_in_threadpool(inputs.keep, facts.input_sha256, data, facts.input_format)
         return answer
@@ -97,9 +106,10 @@ async def predict_image(
 
 
 async def _answer(request: Request, predictor: Predictor, settings: Settings, data: bytes, facts: ScreeningFacts, *,
-                  target: Literal["PNEUMONIA", "NORMAL", "predicted"], heatmap: Literal["overlay", "mask", "none"],
-                  heatmap_format: Literal["png", "jpeg", "webp"], output: Literal["json", "dicom", "fhir"],
-                  integrity: Literal["enforce", "report"]) -> Prediction | Response:
+                  target: Literal["PNEUMONIA", "NORMAL", "predicted"],
+                  heatmap: Literal["overlay", "mask", "layer", "none"], heatmap_format: Literal["png", "jpeg", "webp"],
+                  output: Literal["json", "dicom", "fhir"], integrity: Literal["enforce", "report"],
+                  preview: bool = False) -> Prediction | Response:
     if output == "dicom":
         return await _dicom_output(predictor, settings, data, integrity, facts)
     if output == "fhir":
@@ -107,7 +117,8 @@ async def _answer(request: Request, predictor: Predictor, settings: Settings, da
     wants_image = "image/png" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", "")
     kind = "overlay" if wants_image and heatmap == "none" else heatmap
     outcome = await predictor.predict(data, target=target, heatmap=None if kind == "none" else kind,
-                                      fmt="png" if wants_image else heatmap_format, integrity=integrity)
+                                      fmt="png" if wants_image else heatmap_format, integrity=integrity,
+                                      preview=preview and not wants_image)
     record_inference(facts, outcome.inference)
     p = outcome.prediction
     if wants_image and outcome.heatmap is not None:
