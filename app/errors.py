@@ -75,6 +75,10 @@ class NotScreened(CXRError):
     """Feedback names an audit record that is not a screened image (a refusal, an error, a delivery)."""
 
 
+class AssetNotFound(CXRError):
+    """A console file that this server does not have (a page cached from an older version)."""
+
+
 class FeatureOff(CXRError):
     """The request needs a feature this server was configured without (CXR_AUDIT=off, no CXR_KEEP_INPUTS_DAYS)."""
 
@@ -103,6 +107,7 @@ STATUS: dict[type[CXRError] | type[ServiceError], int] = {
     DatasetNotFound: 404,
     ResultNotFound: 404,
     AuditRecordNotFound: 404,
+    AssetNotFound: 404,
     NotScreened: 422,
     FeatureOff: 409,
     PathNotAllowed: 400,

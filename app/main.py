@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.main import api_router
+from app.console.routes import router as console_router
 from app.audit.http_records import record_request
 from app.audit.inputs import InputKeeper
 from app.audit.monitoring import refresh_loop
@@ -173,6 +174,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     app.state.services = services
     install_error_handlers(app)
     app.include_router(api_router)
+    if settings.console:
+        app.include_router(console_router)
     if settings.cors_origins:  # off unless origins are named
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])

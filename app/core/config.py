@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     docs_enabled: bool = True
+    console: bool = Field(True, description="serve the web console at / (false: the API alone)")
 
     @field_validator("dicom_outputs")
     @classmethod

@@ -47,7 +47,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
-                headers.extend(SECURITY_HEADERS)
+                own = {name.lower() for name, _ in headers}  # a route's own choice (the console's caching) stands
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
                 message["headers"] = headers
             await send(message)
 
