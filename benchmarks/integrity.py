@@ -33,7 +33,7 @@ from models.integrity.check import check_image  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from models.integrity.guard import load_guard  # noqa: E402
 from models.integrity.synthetic import KINDS, synthetic_image  # noqa: E402
-from tests.live_server import start_server, wait_ready  # noqa: E402
+from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 from tests.synth import DATA_ROOT, dicom_bytes, encode  # noqa: E402
 
 OOD = DATA_ROOT.parent / "ood"
@@ -116,8 +116,7 @@ def main() -> None:
     servers = {}
     try:
         for integrity in ("off", "on"):
-            servers[integrity] = start_server({"CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0",
-                                               "CXR_LOG_LEVEL": "WARNING", "CXR_INTEGRITY": integrity,
+            servers[integrity] = start_server(BENCH_ENV | {"CXR_INTEGRITY": integrity,
                                                "CXR_STATE_DIR": f"/tmp/cxr-bench-{integrity}"}, capture=False)
             wait_ready(*servers[integrity])
         # alternate rounds between the two servers so drift on a shared machine hits both alike

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.soak import traffic  # noqa: E402
-from tests.live_server import start_server, wait_ready  # noqa: E402
+from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 
 FAMILIES = (("torch", ("/torch/",)), ("onnxruntime", ("onnxruntime",)),
             ("python+numpy+other libs", (".so", "python")))
@@ -67,8 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     extra = dict(kv.split("=", 1) for kv in args.env)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server({"CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_LOG_LEVEL": "WARNING",
-                                  "CXR_STATE_DIR": tmp, "CXR_QUEUE_SIZE": "256", **extra}, capture=False)
+        proc, url = start_server(BENCH_ENV | {"CXR_STATE_DIR": tmp, "CXR_QUEUE_SIZE": "256", **extra}, capture=False)
         try:
             wait_ready(proc, url)
             idle = breakdown(proc.pid)

@@ -39,7 +39,7 @@ from models.device import select_device  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.inference.catalog import catalog_of  # noqa: E402
 from models.weights import load_model  # noqa: E402
-from tests.live_server import start_server, wait_ready  # noqa: E402
+from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 from tests.synth import chest_like, dicom_bytes, encode, radiograph  # noqa: E402
 
 
@@ -134,7 +134,7 @@ def main() -> None:
                                  "integrity": args.integrity, "cpu_cores": os.cpu_count(),
                                  "in_process": in_process(args.model)}
 
-    env = {"CXR_LOG_LEVEL": "WARNING", "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_BACKEND": args.backend,
+    env = BENCH_ENV | {"CXR_BACKEND": args.backend,
            "CXR_INTEGRITY": args.integrity, **({"CXR_MODEL": args.model} if args.model else {})}
     proc, url = start_server(env, capture=False)
     try:

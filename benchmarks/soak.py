@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.predict import rss_mb  # noqa: E402
-from tests.live_server import start_server, wait_ready  # noqa: E402
+from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 from tests.synth import dicom_bytes, encode, radiograph, write_dataset  # noqa: E402
 
 
@@ -154,8 +154,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_dataset(root / "data" / "site", per_class=150, size=256, splits=("train",))
-        proc, url = start_server({"CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_LOG_LEVEL": "WARNING",
-                                  "CXR_STATE_DIR": str(root / "state"), "CXR_DATA_ROOT": str(root / "data"),
+        proc, url = start_server(BENCH_ENV | {"CXR_STATE_DIR": str(root / "state"), "CXR_DATA_ROOT": str(root / "data"),
                                   "CXR_QUEUE_SIZE": "256"}, capture=False)
         try:
             wait_ready(proc, url)

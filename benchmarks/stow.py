@@ -19,29 +19,17 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.dicom.multipart import encode_related  # noqa: E402
-from tests.live_server import start_server, wait_ready  # noqa: E402
-from tests.synth import DATA_ROOT, chest_like, dicom_bytes  # noqa: E402
+from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
+from tests.synth import dicom_bytes, radiograph  # noqa: E402
 
 
 def study(n: int, size: int) -> list[bytes]:
-    folder = DATA_ROOT / "test" / "PNEUMONIA"
-    files = sorted(folder.iterdir())[:n] if folder.is_dir() else []
-    out = []
-    for i in range(n):
-        if files:
-            img = Image.open(files[i % len(files)]).convert("L").resize((size, size), Image.Resampling.BILINEAR)
-            px = np.asarray(img)
-        else:
-            px = chest_like(size, size, seed=i)
-        out.append(dicom_bytes(px))
-    return out
+    return [dicom_bytes(radiograph(size, i)) for i in range(n)]  # real X-rays where ../shared/data exists
 
 
 def main() -> None:
@@ -51,8 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     instances = study(args.images, args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server({"CXR_AUTH": "off", "CXR_STATE_DIR": tmp, "CXR_LOG_LEVEL": "WARNING",
-                                  "CXR_RATE_LIMIT_PER_MIN": "0"}, capture=False)
+        proc, url = start_server(BENCH_ENV | {"CXR_STATE_DIR": tmp}, capture=False)
         try:
             wait_ready(proc, url)
             with httpx.Client(base_url=url, timeout=600) as c:

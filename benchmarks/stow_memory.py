@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.dicom.multipart import encode_related  # noqa: E402
 from benchmarks.predict import rss_mb  # noqa: E402
-from tests.live_server import start_server, wait_ready  # noqa: E402
+from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 from tests.synth import dicom_bytes, radiograph  # noqa: E402
 
 
@@ -64,8 +64,7 @@ def main() -> None:
             yield body[i:i + (1 << 20)]
 
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server({"CXR_AUTH": "off", "CXR_STATE_DIR": tmp, "CXR_LOG_LEVEL": "WARNING",
-                                  "CXR_RATE_LIMIT_PER_MIN": "0"}, capture=False)
+        proc, url = start_server(BENCH_ENV | {"CXR_STATE_DIR": tmp}, capture=False)
         try:
             wait_ready(proc, url)
             with httpx.Client(base_url=url, timeout=600) as c:

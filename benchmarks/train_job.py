@@ -24,7 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.live_server import start_server, wait_ready  # noqa: E402
+from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 from tests.synth import DATA_ROOT, encode, radiograph, write_dataset  # noqa: E402
 
 
@@ -76,8 +76,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dataset = make_dataset(root / "data", args.per_class)
-        proc, url = start_server({"CXR_DATA_ROOT": str(root / "data"), "CXR_STATE_DIR": str(root / "state"),
-                                  "CXR_LOG_LEVEL": "WARNING", "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_MIN_IMAGES_PER_CLASS": "20"}, capture=False)
+        proc, url = start_server(BENCH_ENV | {"CXR_DATA_ROOT": str(root / "data"), "CXR_STATE_DIR": str(root / "state"),
+                                              "CXR_MIN_IMAGES_PER_CLASS": "20"}, capture=False)
         try:
             wait_ready(proc, url)
             p50(url, probe, 5)

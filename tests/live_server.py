@@ -15,6 +15,10 @@ from tests.waiting import wait_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# what a benchmark's server runs with: no keys or rate limit in the way, only warnings logged
+BENCH_ENV = {"CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_LOG_LEVEL": "WARNING"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

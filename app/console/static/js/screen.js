@@ -155,7 +155,11 @@ async function getDicomResults() {
 export function initScreen() {
   const input = $("screen-file");
   const drop = $("drop");
-  input.addEventListener("change", () => { if (input.files.length) screen(input.files[0]); });
+  input.addEventListener("change", () => {
+    if (!input.files.length) return;
+    screen(input.files[0]);
+    input.value = ""; // so that picking the same file again screens it again (the status line names it)
+  });
   $("screen-target").addEventListener("change", () => { if (current) screen(current.file); });
   for (const kind of ["dragenter", "dragover"]) drop.addEventListener(kind, (e) => { e.preventDefault(); drop.classList.add("over"); });
   for (const kind of ["dragleave", "drop"]) drop.addEventListener(kind, () => drop.classList.remove("over"));
