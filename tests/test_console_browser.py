@@ -213,6 +213,13 @@ def test_a_tiny_training_job_runs_from_the_page(page, server: str):
     assert job["state"] == "succeeded" and job["progress"]["loss"] is not None and len(job["metrics"]) == 2
     assert serious_violations(page) == []
     page.screenshot(path=str(SHOTS / "training.png"), full_page=True)
+    # a long job, cancelled from the page while it runs
+    page.fill("#job-epochs", "100")
+    page.click("#job-form button[type=submit]")
+    page.wait_for_selector("#job-progress[data-state='running']", timeout=120_000)
+    page.click("text=Cancel job")
+    page.wait_for_selector("#job-progress[data-state='cancelled']", timeout=120_000)
+    assert page.get_attribute("#job-progress", "data-job") != job_id
 
 
 def test_pacs_results_and_monitoring(page, server: str):
