@@ -204,6 +204,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, model=args.model, device=args.device)
 
 
+def _cmd_db(args: argparse.Namespace) -> int:
+    from app.core.config import Settings
+    from app.db.engine import database_url, make_engine, redacted
+    from app.db.migrate import current, head, upgrade
+
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = make_engine(database_url(Settings()))
+    try:
+        before = current(engine)
+        after = upgrade(engine) if args.action == "upgrade" else before
+    except (SQLAlchemyError, CommandError) as exc:  # unreachable, refused, or a schema newer than this release
+        print(f"cxr db: error: {redacted(engine.url)}: {str(getattr(exc, 'orig', None) or exc).strip()}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(json.dumps({"database": redacted(engine.url), "revision": after, "before": before, "head": head()}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxr", description="Chest X-ray pneumonia screening")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -256,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(exit 0 intact, 1 broken)")
     a.add_argument("action", choices=["verify"])
     a.add_argument("--db", default=None, help="audit file (default: CXR_STATE_DIR/audit.sqlite3)")
+    d = sub.add_parser("db", help="'upgrade' applies the schema migrations to CXR_DATABASE_URL (or the SQLite "
+                       "default); 'current' prints its revision")
+    d.add_argument("action", choices=["upgrade", "current"])
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
@@ -269,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
-                "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity, "audit": _cmd_audit}
+                "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity, "audit": _cmd_audit,
+                "db": _cmd_db}
     try:
         return handlers[args.command](args)
     except CXRError as exc:

@@ -22,6 +22,7 @@ from app.audit.trail import AuditTrail, audit_retention, load_salt
 from app.core.aio import cancel_and_wait
 from app.core.allocator import malloc_tuned
 from app.container import Services
+from app.db.engine import database_url, make_engine
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.ratelimit import RateLimiter, UploadSlots
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             registry.device = device
             active = _activate_at_startup(registry, settings)
             services.predictor.guard = _load_guard(settings)
-            store = JobStore(settings.state_dir / "jobs.sqlite3")
+            store = JobStore(make_engine(database_url(settings)))
             results = ResultStore(settings.state_dir / "dicom")
             audit_store = None
             if settings.audit == "on":

@@ -74,7 +74,7 @@ def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_pa
     from models import weights
 
     data = write_dataset(tmp_path / "data", per_class=6, size=64, splits=("train",))
-    store = JobStore(settings.state_dir / "jobs.sqlite3")
+    store = JobStore.open(f"sqlite:///{settings.state_dir / 'jobs.sqlite3'}")
     job = store.create(JobSpec(dataset="train", base_model="tiny", dataset_counts={"NORMAL": 6, "PNEUMONIA": 6},
                                dataset_dir=str(data / "train"), base_model_dir=str(settings.weights_dir / "tiny"),
                                epochs=1, batch_size=4, learning_rate=1e-3, val_fraction=0.3).model_dump())
@@ -95,7 +95,7 @@ def test_disk_full_while_saving_a_version_fails_the_job_cleanly(settings, tmp_pa
 def test_a_job_request_the_worker_cannot_read_fails_the_job_with_a_reason(settings):
     import app.training.worker as worker
 
-    store = JobStore(settings.state_dir / "jobs.sqlite3")
+    store = JobStore.open(f"sqlite:///{settings.state_dir / 'jobs.sqlite3'}")
     job = store.create({"dataset": "site1"})  # what an older server stored: no resolved folders
     store.transition(job["id"], (JobState.queued,), JobState.running)
     assert worker.run_job(store, job["id"], settings.state_dir) == 1

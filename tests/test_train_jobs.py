@@ -93,7 +93,7 @@ def test_small_dataset_is_refused(train_settings):
 def test_queue_full_cancel_and_restart_resume(train_settings):
     s = train_settings.model_copy(update={"train_queue_size": 2})
     state = s.state_dir
-    store = JobStore(state / "jobs.sqlite3")
+    store = JobStore.open(f"sqlite:///{state / 'jobs.sqlite3'}")
     ghost = store.create({"dataset": "site1"})
     store.transition(ghost["id"], (JobState.queued,), JobState.running)  # a job the previous server left running
     store.close()

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     weights_dir: Path = Field(SOURCE_WEIGHTS, description="folder of shipped models (and the integrity guard)")
     state_dir: Path = Field(Path("state"), description="writable folder for jobs, datasets and trained versions")
+    database_url: SecretStr | None = Field(None, description="postgresql://user:password@host/db: the database "
+                                           "replicas share; default: SQLite in CXR_STATE_DIR (jobs.sqlite3)")
     threads: int | None = Field(None, ge=1, le=256, description="intra-op threads for inference")
     backend: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="auto: ONNX Runtime on CPU, PyTorch on GPU; torch: eager PyTorch everywhere")

@@ -17,7 +17,7 @@ from app.core.config import Settings
 from app.core.aio import cancel_and_wait
 from app.errors import BadRequest, JobNotFound, TrainQueueFull
 from app.training.datasets.store import DatasetStore
-from app.training.store import ACTIVE_STATES, JobState, JobStore, now
+from app.training.store import ACTIVE_STATES, DATABASE_ENV, JobState, JobStore, now
 from app.inference.catalog import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -146,12 +146,12 @@ class JobRunner:
         log_dir = state / "jobs" / job["id"]
         log_dir.mkdir(parents=True, exist_ok=True)
         threads = str(self.settings.train_threads)
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, DATABASE_ENV: self.store.url}
         if self.settings.malloc_arena_max:  # the worker's allocator, as the server's (app/core/allocator.py)
             env.setdefault("MALLOC_ARENA_MAX", str(self.settings.malloc_arena_max))
         with open(log_dir / "job.log", "ab") as logf:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app.training.worker", "--db", str(self.store.path), "--job", job["id"],
+                sys.executable, "-m", "app.training.worker", "--job", job["id"],
                 "--state-dir", str(state), "--nice", str(self.settings.train_nice), cwd=str(ROOT), env=env,
                 stdout=logf, stderr=logf,
                 start_new_session=True,

@@ -1,39 +1,22 @@
-"""SQLite (WAL) job store: the single source of truth for fine-tuning jobs, shared by the server and workers."""
+"""The job store: the single source of truth for fine-tuning and calibration jobs, shared by the server
+and its workers. SQLAlchemy Core on the shared database (app/db): SQLite by default, PostgreSQL when
+CXR_DATABASE_URL names one; every state change is one conditional UPDATE, so two processes never both
+move a job."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from enum import Enum
-import sqlite3
-import threading
 import uuid
-from pathlib import Path
+from enum import Enum
 from typing import Any
 
-from app.core.sqlite import open_wal
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import Row
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT,
-    request TEXT NOT NULL,
-    progress TEXT NOT NULL DEFAULT '{}',
-    metrics TEXT NOT NULL DEFAULT '[]',
-    error TEXT,
-    model TEXT,
-    model_version TEXT,
-    promoted INTEGER,
-    promotion_reason TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    resume INTEGER NOT NULL DEFAULT 0,
-    pid INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
-"""
+from app.db.engine import make_engine
+from app.db.migrate import ensure_schema
+from app.db.schema import jobs
 
 
 class JobState(str, Enum):
@@ -56,72 +39,74 @@ class JobKind(str, Enum):
 
 ACTIVE_STATES = (JobState.queued, JobState.running)  # they count against CXR_TRAIN_QUEUE_SIZE
 _JSON_FIELDS = ("request", "progress", "metrics")
+DATABASE_ENV = "CXR_JOB_DATABASE_URL"  # how a worker process is handed the database (not in argv: a password)
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 class JobStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = open_wal(self.path, SCHEMA)
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)").fetchall()}
-        if "model" not in columns:  # a job table from before the model name had its own column
-            self._db.execute("ALTER TABLE jobs ADD COLUMN model TEXT")
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        ensure_schema(engine)
+
+    @classmethod
+    def open(cls, url: str) -> JobStore:
+        return cls(make_engine(url))
+
+    @property
+    def url(self) -> str:
+        """What a worker process is given to reach the same database (password included: argv of a child)."""
+        return self.engine.url.render_as_string(hide_password=False)
 
     def close(self) -> None:
-        self._db.close()
+        self.engine.dispose()
 
-    def _row(self, row: sqlite3.Row | None) -> dict[str, Any] | None:
+    @staticmethod
+    def _row(row: Row | None) -> dict[str, Any] | None:
         if row is None:
             return None
-        job = dict(row)
+        job = dict(row._mapping)
         for key in _JSON_FIELDS:
             job[key] = json.loads(job[key]) if job[key] else ({} if key != "metrics" else [])
         job["promoted"] = None if job["promoted"] is None else bool(job["promoted"])
         return job
 
+    @staticmethod
+    def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+        return {k: json.dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items()}
+
     def create(self, request: dict[str, Any]) -> dict[str, Any]:
         job_id = uuid.uuid4().hex[:12]
-        with self._lock:
-            self._db.execute("INSERT INTO jobs (id, state, created_at, request) VALUES (?, 'queued', ?, ?)",
-                             (job_id, now(), json.dumps(request)))
+        with self.engine.begin() as conn:
+            conn.execute(jobs.insert().values(id=job_id, state=JobState.queued.value, created_at=now(),
+                                              request=json.dumps(request)))
         return self.get(job_id)  # type: ignore[return-value]
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            return self._row(self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+        with self.engine.connect() as conn:
+            return self._row(conn.execute(select(jobs).where(jobs.c.id == job_id)).first())
 
     def list(self, *, limit: int = 20, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                                    (limit, offset)).fetchall()
-            total = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+                                .limit(limit).offset(offset)).all()
+            total = conn.execute(select(func.count()).select_from(jobs)).scalar_one()
         return [self._row(r) for r in rows], int(total)  # type: ignore[misc]
 
     def update(self, job_id: str, **fields: Any) -> None:
         if not fields:
             return
-        for key in _JSON_FIELDS:
-            if key in fields:
-                fields[key] = json.dumps(fields[key])
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        with self._lock:
-            self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
+        with self.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**self._encode(fields)))
 
     def transition(self, job_id: str, from_states: tuple[JobState, ...], to_state: JobState, **fields: Any) -> bool:
         """Atomically move a job between states; False when it was in none of ``from_states``."""
-        for key in _JSON_FIELDS:
-            if key in fields:
-                fields[key] = json.dumps(fields[key])
-        sets = ", ".join(["state = ?", *(f"{k} = ?" for k in fields)])
-        marks = ", ".join("?" for _ in from_states)
-        with self._lock:
-            cur = self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({marks})",
-                                   (to_state.value, *fields.values(), job_id, *(s.value for s in from_states)))
+        values = {"state": to_state.value, **self._encode(fields)}
+        with self.engine.begin() as conn:
+            cur = conn.execute(jobs.update().where(jobs.c.id == job_id,
+                                                   jobs.c.state.in_([s.value for s in from_states])).values(**values))
         return cur.rowcount == 1
 
     def fail(self, job_id: str, error: str) -> bool:
@@ -130,24 +115,25 @@ class JobStore:
                                pid=None)
 
     def count_active(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)", [s.value for s in ACTIVE_STATES]).fetchone()[0])
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(jobs).where(
+                jobs.c.state.in_([s.value for s in ACTIVE_STATES]))).scalar_one())
 
     def next_queued(self) -> dict[str, Any] | None:
-        with self._lock:
-            return self._row(self._db.execute(
-                "SELECT * FROM jobs WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1").fetchone())
+        with self.engine.connect() as conn:
+            return self._row(conn.execute(select(jobs).where(jobs.c.state == JobState.queued.value)
+                                          .order_by(jobs.c.created_at, jobs.c.id).limit(1)).first())
 
     def cancel_requested(self, job_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return bool(row and row[0])
+        with self.engine.connect() as conn:
+            value = conn.execute(select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar_one_or_none()
+        return bool(value)
 
     def mark_interrupted(self) -> list[str]:
         """At server start: jobs left 'running' by a dead server become 'interrupted' (resumable)."""
-        with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = 'running'").fetchall()]
-            self._db.execute("UPDATE jobs SET state = 'interrupted', pid = NULL, error = "
-                             "'the server stopped while this job was running; POST /train/{id}/resume continues it' "
-                             "WHERE state = 'running'")
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(select(jobs.c.id).where(jobs.c.state == JobState.running.value)).scalars())
+            conn.execute(jobs.update().where(jobs.c.state == JobState.running.value).values(
+                state=JobState.interrupted.value, pid=None,
+                error="the server stopped while this job was running; POST /train/{id}/resume continues it"))
         return ids

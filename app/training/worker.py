@@ -1,7 +1,8 @@
-"""A job in its own process (fine-tunes here; calibrations in app/training/calibration_job.py): ``python -m app.training.worker --db STATE/jobs.sqlite3 --job ID``.
+"""A job in its own process (fine-tunes here; calibrations in app/training/calibration_job.py): ``python -m app.training.worker --job ID``
+with the database's URL in $CXR_JOB_DATABASE_URL (or ``--db URL``).
 
 It reuses the training code of `cxr train` (models.package.train_and_package), reports progress
-and per-epoch metrics into SQLite, stops between steps when the job is cancelled, and publishes
+and per-epoch metrics into the job database, stops between steps when the job is cancelled, and publishes
 the new version atomically: written to a temporary folder, renamed into ``models/`` only when
 complete. Promotion (swapping the serving model) is the server's business, not the worker's.
 """
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from app.training.calibration_job import run_calibration
 from app.training.spec import CalibrationSpec, load_spec
-from app.training.store import JobState, JobStore, now
+from app.training.store import DATABASE_ENV, JobState, JobStore, now
 from models.config import TrainConfig
 from models.errors import CXRError
 from models.package import PREDICTIONS_FILE, train_and_package
@@ -151,7 +152,8 @@ def yield_cpu(nice: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.training.worker")
-    ap.add_argument("--db", required=True)
+    ap.add_argument("--db", default=None, help="the job database's URL (default: $CXR_JOB_DATABASE_URL, which "
+                    "keeps a password out of the process list)")
     ap.add_argument("--job", required=True)
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--nice", type=int, default=19)
@@ -159,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.nice:
         yield_cpu(args.nice)
-    store = JobStore(Path(args.db))
+    url = args.db or os.environ.get(DATABASE_ENV)
+    if not url:
+        ap.error(f"--db or {DATABASE_ENV} is required")
+    store = JobStore.open(url)
     try:
         return run_job(store, args.job, Path(args.state_dir))
     finally:

@@ -1,0 +1,173 @@
+"""The job database on both backends: SQLite (the default) and a real PostgreSQL (Debian's, started
+here on loopback): migrations, the schema check at start, the store's contract, one winner among
+concurrent claims, and a fine-tune that runs end to end with its jobs in PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import inspect, text
+
+from app.cli import main as cli_main
+from app.core.errors import ConfigurationError
+from app.db.engine import make_engine
+from app.db.migrate import current, ensure_schema, head, upgrade
+from app.main import create_app
+from app.training.store import JobState, JobStore
+from tests.postgres import fresh_database, postgres_server, server_binaries
+from tests.synth import write_dataset
+from tests.waiting import wait_for
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL's server is not installed (scripts/install_postgres.sh installs Debian's postgresql "
+                    "as root)")
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    return fresh_database(request.getfixturevalue("pg_server"))
+
+
+def migrated(url: str) -> str:
+    """``url`` after `cxr db upgrade` (what an operator runs before PostgreSQL replicas start)."""
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def test_migrations_create_the_schema(db_url):
+    engine = make_engine(db_url)
+    assert current(engine) is None
+    assert upgrade(engine) == head() == ensure_schema(engine)
+    assert {c["name"] for c in inspect(engine).get_columns("jobs")} >= {"id", "state", "request", "model", "pid"}
+    engine.dispose()
+
+
+def test_a_newer_schema_is_refused_and_left_untouched(db_url):
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(ConfigurationError, match="newer than this release knows"):
+        JobStore(engine)
+    assert current(engine) == "9999"
+    engine.dispose()
+
+
+def test_postgresql_is_migrated_by_the_operator_not_by_a_starting_replica(pg_server, settings, monkeypatch, capsys,
+                                                                          caplog):
+    url = fresh_database(pg_server)
+    engine = make_engine(url)
+    with pytest.raises(ConfigurationError, match="run `cxr db upgrade`"):
+        ensure_schema(engine)
+    s = settings.model_copy(update={"database_url": SecretStr(url)})
+    with pytest.raises(BaseException):  # the server refuses to start, and says why
+        with TestClient(create_app(s, configure_logs=False)):
+            pass
+    assert "cannot start" in caplog.text and "run `cxr db upgrade`" in caplog.text
+    monkeypatch.setenv("CXR_DATABASE_URL", url)
+    assert cli_main(["db", "upgrade"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["revision"] == out["head"] == head() and out["before"] is None and "cxr@127.0.0.1" in out["database"]
+    assert ensure_schema(engine) == head()
+    engine.dispose()
+
+
+def test_cxr_db_says_why_it_cannot_reach_the_database(monkeypatch, capsys):
+    monkeypatch.setenv("CXR_DATABASE_URL", "postgresql://cxr:secret@127.0.0.1:1/nowhere")
+    assert cli_main(["db", "current"]) == 2
+    err = capsys.readouterr().err
+    assert "cxr db: error" in err and "127.0.0.1" in err and "secret" not in err
+
+
+def test_a_job_file_from_before_migrations_is_adopted_with_its_jobs(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:  # the table as the first releases wrote it: no model column
+        db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, created_at TEXT NOT NULL, "
+                   "started_at TEXT, finished_at TEXT, request TEXT NOT NULL, progress TEXT NOT NULL DEFAULT '{}', "
+                   "metrics TEXT NOT NULL DEFAULT '[]', error TEXT, model_version TEXT, promoted INTEGER, "
+                   "promotion_reason TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0, "
+                   "resume INTEGER NOT NULL DEFAULT 0, pid INTEGER)")
+        db.execute("INSERT INTO jobs (id, state, created_at, request) VALUES "
+                   "('old1', 'succeeded', '2026-11-01T00:00:00+00:00', '{\"dataset\": \"site1\"}')")
+    store = JobStore.open(f"sqlite:///{path}")
+    job = store.get("old1")
+    assert job["state"] == "succeeded" and job["request"] == {"dataset": "site1"} and job["model"] is None
+    assert current(store.engine) == head()
+    store.close()
+
+
+def test_the_store_contract(db_url):
+    store = JobStore.open(migrated(db_url))
+    a = store.create({"dataset": "a"})
+    b = store.create({"dataset": "b"})
+    assert a["state"] == "queued" and a["progress"] == {} and a["metrics"] == [] and a["promoted"] is None
+    rows, total = store.list(limit=10)
+    assert total == 2 and [r["id"] for r in rows] == [b["id"], a["id"]]  # newest first
+    assert store.next_queued()["id"] == a["id"] and store.count_active() == 2
+    assert store.transition(a["id"], (JobState.queued,), JobState.running, started_at="t", pid=4242)
+    assert not store.transition(a["id"], (JobState.queued,), JobState.running)  # no longer queued
+    store.update(a["id"], progress={"epoch": 1, "loss": 0.5}, metrics=[{"epoch": 1}], cancel_requested=1)
+    got = store.get(a["id"])
+    assert got["progress"] == {"epoch": 1, "loss": 0.5} and got["metrics"] == [{"epoch": 1}] and got["pid"] == 4242
+    assert store.cancel_requested(a["id"]) and not store.cancel_requested(b["id"])
+    assert store.mark_interrupted() == [a["id"]]
+    assert store.get(a["id"])["state"] == "interrupted" and "resume" in store.get(a["id"])["error"]
+    assert store.fail(b["id"], "x" * 900) is False  # not running: unchanged
+    assert store.get("nope") is None and store.count_active() == 1
+    store.close()
+
+
+def test_only_one_of_many_concurrent_claims_wins(db_url):
+    store = JobStore.open(migrated(db_url))
+    job = store.create({"dataset": "a"})
+    start = threading.Barrier(8)
+    wins: list[bool] = []
+
+    def claim() -> None:
+        start.wait()
+        wins.append(store.transition(job["id"], (JobState.queued,), JobState.running))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+    store.close()
+
+
+@pytest.mark.slow
+def test_a_fine_tune_runs_with_its_job_in_postgresql(pg_server, settings, tmp_path):
+    url = migrated(fresh_database(pg_server))
+    write_dataset(tmp_path / "data" / "site1", per_class=20, size=64, splits=("train",))
+    s = settings.model_copy(update={"database_url": SecretStr(url), "data_root": tmp_path / "data", "min_images_per_class": 20,
+                                    "train_threads": 1})
+    with TestClient(create_app(s, configure_logs=False)) as c:
+        r = c.post("/train", json={"dataset": "site1", "epochs": 1, "batch_size": 8, "val_fraction": 0.3})
+        assert r.status_code == 202, r.text
+        done = wait_for(lambda: c.get(f"/train/{r.json()['id']}").json(),
+                        lambda j: j["state"] in ("succeeded", "failed"), timeout=180, what="the job", interval=0.2)
+        assert done["state"] == "succeeded", done
+        assert done["progress"]["done"] and done["metrics"][0]["epoch"] == 1
+    assert not (settings.state_dir / "jobs.sqlite3").exists()  # nothing went to the SQLite default
+    store = JobStore.open(url)
+    assert store.get(done["id"])["model"] == done["model"]
+    store.close()
