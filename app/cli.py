@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from models.errors import CXRError
 
+from app.cli_ops import cmd_db, cmd_worker
+
 if TYPE_CHECKING:  # the heavy imports stay lazy so `cxr --help` is instant
     from models.card import ModelCard
 
@@ -204,27 +206,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, model=args.model, device=args.device)
 
 
-def _cmd_db(args: argparse.Namespace) -> int:
-    from app.core.config import Settings
-    from app.db.engine import database_url, make_engine, redacted
-    from app.db.migrate import current, head, upgrade
-
-    from alembic.util.exc import CommandError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    engine = make_engine(database_url(Settings()))
-    try:
-        before = current(engine)
-        after = upgrade(engine) if args.action == "upgrade" else before
-    except (SQLAlchemyError, CommandError) as exc:  # unreachable, refused, or a schema newer than this release
-        print(f"cxr db: error: {redacted(engine.url)}: {str(getattr(exc, 'orig', None) or exc).strip()}", file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(json.dumps({"database": redacted(engine.url), "revision": after, "before": before, "head": head()}))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxr", description="Chest X-ray pneumonia screening")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -280,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("db", help="'upgrade' applies the schema migrations to CXR_DATABASE_URL (or the SQLite "
                        "default); 'current' prints its revision")
     d.add_argument("action", choices=["upgrade", "current"])
+    sub.add_parser("worker", help="claim and run training/calibration jobs from the database (with servers at "
+                   "CXR_WORKERS=external; CXR_DATABASE_URL and CXR_STATE_DIR shared with them)")
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
@@ -294,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
                 "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity, "audit": _cmd_audit,
-                "db": _cmd_db}
+                "db": cmd_db, "worker": cmd_worker}
     try:
         return handlers[args.command](args)
     except CXRError as exc:

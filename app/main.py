@@ -22,7 +22,9 @@ from app.audit.trail import AuditTrail, audit_retention, load_salt
 from app.core.aio import cancel_and_wait
 from app.core.allocator import malloc_tuned
 from app.container import Services
+from app.db.active import ActivePointer
 from app.db.engine import database_url, make_engine
+from app.db.migrate import ensure_schema
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.ratelimit import RateLimiter, UploadSlots
@@ -33,12 +35,12 @@ from app.inference.batcher import DynamicBatcher
 from app.training.datasets.store import DatasetStore
 from app.inference.render import packed_blend_table
 from app.training.store import JobStore
-from app.training.runner import JobRunner
+from app.training.runner import JobRunner, runner_name
 from app.core.metrics import Metrics
 from app.fhir.client import FhirClient
 from app.pacs.client import PacsClient
 from app.inference.pipeline import Predictor
-from app.inference.catalog import ModelRegistry, catalog_of
+from app.inference.catalog import ModelRegistry, catalog_of, follow_active
 from app.pacs.results import ResultStore
 from app.pacs.service import StowService
 from models.device import serving_device
@@ -89,11 +91,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     """``pacs_transport``: how results reach the PACS and the FHIR server (tests pass a mock; default: the network)."""
     settings = settings or Settings()
     metrics = Metrics()
+    engine = make_engine(database_url(settings))
     registry = ModelRegistry(catalog_of(settings), "cpu",
-                             backend=settings.backend, threads=settings.threads,
-                             active_file=settings.state_dir / "active.json", onnx_cache=settings.onnx_cache_dir,
+                             backend=settings.backend, threads=settings.threads, pointer=ActivePointer(engine),
+                             legacy_active_file=settings.state_dir / "active.json", onnx_cache=settings.onnx_cache_dir,
                              on_activate=lambda m: metrics.set_active(m.card.name, m.card.version, m.card.sha256,
-                                                                      str(m.device)))
+                                                                      str(m.device)),
+                             name=f"server {runner_name(settings)}")
     batcher = DynamicBatcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
                              queue_size=settings.queue_size, metrics=metrics)
     services = Services(
@@ -118,10 +122,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
                 log.warning("API keys are OFF (CXR_AUTH=off): anyone who reaches this port can predict, train and activate")
             else:
                 services.keyring = load_keyring(settings.api_keys, settings.api_keys_file, settings.state_dir)
+            ensure_schema(engine)  # before anything reads the database: a newer schema stops the start here
             registry.device = device
             active = _activate_at_startup(registry, settings)
             services.predictor.guard = _load_guard(settings)
-            store = JobStore(make_engine(database_url(settings)))
+            store = JobStore(engine)
             results = ResultStore(settings.state_dir / "dicom")
             audit_store = None
             if settings.audit == "on":
@@ -138,14 +143,18 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
         batcher.start()
         jobs = JobRunner(settings, store, registry, services.datasets)
         services.jobs = jobs
-        jobs.start()
+        if settings.workers == "embedded":
+            jobs.start()
+        else:
+            log.info("jobs run on `cxr worker` processes (CXR_WORKERS=external); this server only queues them")
         services.results = results
         stow = StowService(settings, results, services.predictor, metrics, PacsClient(settings, pacs_transport),
                            fhir=FhirClient(settings, pacs_transport), audit=services.audit, inputs=services.inputs)
         services.stow = stow
         await stow.start()
         loop = asyncio.get_running_loop()
-        background = [loop.create_task(audit_retention(services.audit, settings, services.inputs))]
+        background = [loop.create_task(audit_retention(services.audit, settings, services.inputs)),
+                      loop.create_task(follow_active(registry, settings.active_poll_s))]
         if audit_store is not None:
             background.append(loop.create_task(refresh_loop(audit_store, registry.entries, metrics)))
         try:
@@ -158,6 +167,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             await batcher.stop()
             store.close()
             results.close()
+            engine.dispose()
             if audit_store is not None:
                 services.audit = None
                 audit_store.close()

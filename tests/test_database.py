@@ -20,7 +20,8 @@ from app.core.errors import ConfigurationError
 from app.db.engine import make_engine
 from app.db.migrate import current, ensure_schema, head, upgrade
 from app.main import create_app
-from app.training.store import JobState, JobStore
+from app.db.active import ActivePointer
+from app.training.store import JobState, JobStore, now
 from tests.postgres import fresh_database, postgres_server, server_binaries
 from tests.synth import write_dataset
 from tests.waiting import wait_for
@@ -56,7 +57,9 @@ def test_migrations_create_the_schema(db_url):
     engine = make_engine(db_url)
     assert current(engine) is None
     assert upgrade(engine) == head() == ensure_schema(engine)
-    assert {c["name"] for c in inspect(engine).get_columns("jobs")} >= {"id", "state", "request", "model", "pid"}
+    assert {c["name"] for c in inspect(engine).get_columns("jobs")} >= {"id", "state", "request", "model", "pid",
+                                                                        "worker", "heartbeat_at"}
+    assert inspect(engine).has_table("active_model")
     engine.dispose()
 
 
@@ -170,4 +173,30 @@ def test_a_fine_tune_runs_with_its_job_in_postgresql(pg_server, settings, tmp_pa
     assert not (settings.state_dir / "jobs.sqlite3").exists()  # nothing went to the SQLite default
     store = JobStore.open(url)
     assert store.get(done["id"])["model"] == done["model"]
+    store.close()
+
+
+def test_the_active_model_pointer(db_url):
+    engine = make_engine(migrated(db_url))
+    pointer = ActivePointer(engine)
+    assert pointer.get() is None
+    pointer.set("tiny", "1", "a" * 64, updated_by="server a")
+    pointer.set("tiny2", "2", "b" * 64, updated_by="worker w1")
+    got = pointer.get()
+    assert (got.name, got.version, got.sha256, got.updated_by) == ("tiny2", "2", "b" * 64, "worker w1")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM active_model")).scalar_one() == 1
+    engine.dispose()
+
+
+def test_jobs_of_a_silent_runner_are_interrupted_and_only_theirs(db_url):
+    store = JobStore.open(migrated(db_url))
+    silent, alive, mine = (store.create({"dataset": d}) for d in ("a", "b", "c"))
+    store.transition(silent["id"], (JobState.queued,), JobState.running, worker="w1",
+                     heartbeat_at="2020-01-01T00:00:00+00:00")
+    store.transition(alive["id"], (JobState.queued,), JobState.running, worker="w2", heartbeat_at=now())
+    store.transition(mine["id"], (JobState.queued,), JobState.running, worker="w3", heartbeat_at=now())
+    assert store.interrupt_stale(30) == [silent["id"]]
+    assert store.mark_interrupted("w3") == [mine["id"]]  # a restarted w3 takes back only its own
+    assert [store.get(j["id"])["state"] for j in (silent, alive, mine)] == ["interrupted", "running", "interrupted"]
     store.close()

@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path("state"), description="writable folder for jobs, datasets and trained versions")
     database_url: SecretStr | None = Field(None, description="postgresql://user:password@host/db: the database "
                                            "replicas share; default: SQLite in CXR_STATE_DIR (jobs.sqlite3)")
+    workers: Literal["embedded", "external"] = Field(
+        "embedded", description="embedded: the server runs queued jobs in its own worker processes; external: "
+        "`cxr worker` processes claim them from the database (replicas, a GPU node)")
+    worker_name: str | None = Field(None, max_length=128, description="how a job runner names itself in the job "
+                                    "table (default: the host name)")
+    heartbeat_timeout_s: float = Field(30.0, ge=2, le=3600, description="a running job whose runner has not "
+                                       "reported for this long is marked interrupted (its runner died)")
+    active_poll_s: float = Field(1.0, gt=0, le=60, description="how often a replica checks which model the "
+                                 "database names")
     threads: int | None = Field(None, ge=1, le=256, description="intra-op threads for inference")
     backend: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="auto: ONNX Runtime on CPU, PyTorch on GPU; torch: eager PyTorch everywhere")

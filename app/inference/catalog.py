@@ -7,6 +7,7 @@ a graph from models.onnx_serving: this process never imports torch. The eager pa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 from app.core.allocator import malloc_tuned
 from app.inference.serving import OnnxRunner, Runner, ServingModel, TorchRunner
 from app.core.config import Settings
-from app.core.files import write_json_atomic
+from app.db.active import ActivePointer
 from models.card import CARD_FILE, ModelCard, read_card
 from models.catalog import ModelCatalog, ModelEntry
 from models.digest import verify_file
@@ -33,18 +34,22 @@ def catalog_of(settings: Settings) -> ModelCatalog:
 
 
 class ModelRegistry:
-    """The serving model and the one way to change it: ``activate`` loads, verifies, warms up, swaps,
-    remembers it in ``active_file`` and tells ``on_activate`` (the metric), whoever asked."""
+    """The serving model and the one way to change it: ``activate`` loads, verifies, warms up, swaps, names
+    it in the database (``pointer``) and tells ``on_activate`` (the metric), whoever asked; ``follow`` swaps
+    to what the database names when another replica or a worker changed it."""
 
     def __init__(self, catalog: ModelCatalog, device: str = "cpu", *,
-                 backend: str = "torch", threads: int | None = None, active_file: Path | None = None,
-                 onnx_cache: Path | None = None, on_activate: Callable[[ServingModel], None] | None = None) -> None:
+                 backend: str = "torch", threads: int | None = None, pointer: ActivePointer | None = None,
+                 legacy_active_file: Path | None = None, onnx_cache: Path | None = None,
+                 on_activate: Callable[[ServingModel], None] | None = None, name: str = "cxr") -> None:
         self.catalog = catalog  # the one lookup rule (also the CLI's and the worker's)
         self.device = device  # "cpu", "cuda:0", ...
         self.onnx_cache = onnx_cache  # where exported graphs are kept (None: export at every load)
         self.backend = backend  # auto | torch | onnx
         self.threads = threads
-        self.active_file = active_file  # remembers the active model across restarts
+        self.pointer = pointer  # the shared database's active model: remembered across restarts, followed by replicas
+        self.legacy_active_file = legacy_active_file  # where releases before the database remembered it (read only)
+        self.name = name  # who activates, as the pointer records it
         self.on_activate = on_activate  # e.g. the active-model metric: every swap updates it, whoever asked
         self._active: ServingModel | None = None
         self._lock = threading.Lock()  # one load/swap at a time
@@ -100,25 +105,61 @@ class ModelRegistry:
         return True
 
     def remembered(self) -> str | None:
-        """The model that was active before the last restart, if its folder still exists."""
-        if self.active_file is None or not self.active_file.is_file():
+        """The model the database names (else the one a release before it remembered), if it can be found."""
+        want = self.pointer.get() if self.pointer is not None else None
+        if want is not None:
+            return want.name
+        if self.legacy_active_file is None or not self.legacy_active_file.is_file():
             return None
         try:
-            folder = json.loads(self.active_file.read_text())["model"]
+            folder = json.loads(self.legacy_active_file.read_text())["model"]
         except (OSError, ValueError, KeyError):
             return None
         return folder if (Path(folder) / CARD_FILE).is_file() else None
 
     def activate(self, name: str | None) -> ServingModel:
-        """Load then atomically swap: requests already batched finish on the old model."""
+        """Load then atomically swap (requests already batched finish on the old model), then name it in the
+        database, so that every replica follows. A model whose files cannot be read or verified is refused
+        before anything changes."""
+        serving = self._swap(name)
+        if self.pointer is not None:
+            self.pointer.set(serving.folder.name, serving.card.version, serving.card.sha256, updated_by=self.name)
+        return serving
+
+    def follow(self) -> bool:
+        """Serve what the database names, when another replica or a worker changed it; True on a swap."""
+        want = self.pointer.get() if self.pointer is not None else None
+        active = self._active
+        if want is None or active is None or (want.name, want.sha256) == (active.folder.name, active.card.sha256):
+            return False
+        log.info("the database names %s %s (set by %s at %s): following", want.name, want.version, want.updated_by,
+                 want.updated_at)
+        self._swap(want.name)
+        return True
+
+    def _swap(self, name: str | None) -> ServingModel:
         with self._lock:
             serving = self.load(name)
             previous, self._active = self._active, serving
-            if self.active_file is not None:
-                self.active_file.parent.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(self.active_file, {"model": str(serving.folder)})
             if self.on_activate is not None:
                 self.on_activate(serving)
         log.info("active model: %s %s on %s, backend %s (was %s)", serving.card.name, serving.card.version, self.device,
                  serving.backend, previous.card.version if previous else "none")
         return serving
+
+
+async def follow_active(registry: ModelRegistry, interval_s: float) -> None:
+    """Every ``interval_s``: serve what the database names (another replica or a worker may have changed it).
+    A failure (the database unreachable, a model that no longer loads) keeps the current model serving and is
+    logged once per distinct reason."""
+    last_error = ""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(registry.follow)
+            last_error = ""
+        except Exception as exc:
+            if str(exc) != last_error:
+                log.error("cannot follow the database's active model (still serving %s): %s",
+                          registry.active.card.version if registry.active else "none", exc)
+            last_error = str(exc)

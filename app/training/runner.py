@@ -6,10 +6,11 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
@@ -18,24 +19,39 @@ from app.core.aio import cancel_and_wait
 from app.errors import BadRequest, JobNotFound, TrainQueueFull
 from app.training.datasets.store import DatasetStore
 from app.training.store import ACTIVE_STATES, DATABASE_ENV, JobState, JobStore, now
-from app.inference.catalog import ModelRegistry
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
+HEARTBEAT_S = 5.0  # how often a running job's runner writes its heartbeat
+
+
+def runner_name(settings: Settings) -> str:
+    """How this process's job runner appears in the job table (CXR_WORKER_NAME, else the host name)."""
+    return settings.worker_name or socket.gethostname()
+
+
+class Promoter(Protocol):
+    """Makes a finished fine-tune the active model: the server's registry (load, verify, swap, name it in the
+    database) or, in a separate worker, app.training.standalone.PointerPromoter (verify, name it)."""
+
+    def activate(self, name: str) -> object: ...
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, store: JobStore, registry: ModelRegistry,
-                 datasets: DatasetStore | None = None) -> None:
+    def __init__(self, settings: Settings, store: JobStore, registry: Promoter,
+                 datasets: DatasetStore | None = None, *, embedded: bool = True) -> None:
         self.settings = settings
         self.store = store
         self.registry = registry
+        self.embedded = embedded  # the server's own runner (the only one) or a `cxr worker`
         self.datasets = datasets
         self._next_expiry = 0.0
         self._proc: asyncio.subprocess.Process | None = None
         self._job_id: str | None = None
         self._cancel_seen: float | None = None
         self._task: asyncio.Task | None = None
+        self.name = runner_name(settings)
+        self._beat = 0.0
 
     # -- API used by the routes -------------------------------------------------------------
     def submit(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +85,10 @@ class JobRunner:
 
     # -- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
-        interrupted = self.store.mark_interrupted()
+        """Run queued jobs from now on. An embedded runner (the server's own) is the only one, so whatever was
+        running died with the previous server; a separate worker claims only its own name's jobs back (the
+        others' are theirs until their heartbeat goes stale)."""
+        interrupted = self.store.mark_interrupted(None if self.embedded else self.name)
         if interrupted:
             log.warning("marked %d job(s) interrupted after a restart: %s", len(interrupted), ", ".join(interrupted))
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cxr-jobs")
@@ -107,6 +126,14 @@ class JobRunner:
 
     async def _tick(self) -> None:
         self._expire_datasets()
+        if time.monotonic() - self._beat > HEARTBEAT_S:
+            self._beat = time.monotonic()
+            if self._job_id is not None:
+                self.store.update(self._job_id, heartbeat_at=now())
+            stale = self.store.interrupt_stale(self.settings.heartbeat_timeout_s)
+            if stale:
+                log.warning("job(s) %s: their runner stopped reporting for %.0f s; marked interrupted (resumable)",
+                            ", ".join(stale), self.settings.heartbeat_timeout_s)
         if self._proc is None:
             job = self.store.next_queued()
             if job is not None:
@@ -140,8 +167,9 @@ class JobRunner:
                 log.error("job %s: promotion of %s failed: %s", job_id, job["model"], exc)
 
     async def _launch(self, job: dict[str, Any]) -> None:
-        if not self.store.transition(job["id"], (JobState.queued,), JobState.running, started_at=now(), cancel_requested=0):
-            return
+        if not self.store.transition(job["id"], (JobState.queued,), JobState.running, started_at=now(), cancel_requested=0,
+                                     worker=self.name, heartbeat_at=now()):
+            return  # another runner claimed it first
         state = self.settings.state_dir
         log_dir = state / "jobs" / job["id"]
         log_dir.mkdir(parents=True, exist_ok=True)

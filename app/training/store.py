@@ -129,11 +129,25 @@ class JobStore:
             value = conn.execute(select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar_one_or_none()
         return bool(value)
 
-    def mark_interrupted(self) -> list[str]:
-        """At server start: jobs left 'running' by a dead server become 'interrupted' (resumable)."""
+    def mark_interrupted(self, worker: str | None = None) -> list[str]:
+        """At a runner's start: jobs left 'running' by its dead predecessor become 'interrupted' (resumable):
+        all of them (``worker`` None: the server's own runner, the only one) or those of that runner name."""
+        where = [jobs.c.state == JobState.running.value]
+        if worker is not None:
+            where.append(jobs.c.worker == worker)
+        return self._interrupt(where, "the runner of this job stopped while it ran; POST /train/{id}/resume continues it")
+
+    def interrupt_stale(self, timeout_s: float) -> list[str]:
+        """Running jobs whose runner has not written its heartbeat for ``timeout_s`` (it died, or its machine)."""
+        cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=timeout_s)).isoformat(timespec="microseconds")
+        return self._interrupt([jobs.c.state == JobState.running.value, jobs.c.heartbeat_at.is_not(None),
+                                jobs.c.heartbeat_at < cutoff],
+                               f"its runner stopped reporting for {timeout_s:g} s; POST /train/{{id}}/resume continues it")
+
+    def _interrupt(self, where: list[Any], error: str) -> list[str]:
         with self.engine.begin() as conn:
-            ids = list(conn.execute(select(jobs.c.id).where(jobs.c.state == JobState.running.value)).scalars())
-            conn.execute(jobs.update().where(jobs.c.state == JobState.running.value).values(
-                state=JobState.interrupted.value, pid=None,
-                error="the server stopped while this job was running; POST /train/{id}/resume continues it"))
+            ids = list(conn.execute(select(jobs.c.id).where(*where)).scalars())
+            if ids:
+                conn.execute(jobs.update().where(jobs.c.id.in_(ids), jobs.c.state == JobState.running.value).values(
+                    state=JobState.interrupted.value, pid=None, error=error))
         return ids

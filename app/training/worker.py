@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -150,6 +151,21 @@ def yield_cpu(nice: int) -> None:
         pass
 
 
+def die_with_parent() -> None:
+    """Linux: the kernel kills this process when its runner dies, even by kill -9 (a job is never trained on
+    by an orphan that nobody watches; its runner's successor marks it interrupted, and it resumes from its
+    last epoch checkpoint)."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: the heartbeat timeout still catches the runner's death
+        return
+    if os.getppid() != parent:  # the runner died before the call took effect (the runner may be PID 1: compare)
+        os._exit(3)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.training.worker")
     ap.add_argument("--db", default=None, help="the job database's URL (default: $CXR_JOB_DATABASE_URL, which "
@@ -158,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--nice", type=int, default=19)
     args = ap.parse_args(argv)
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.nice:
         yield_cpu(args.nice)

@@ -1,0 +1,38 @@
+"""`cxr worker` and `cxr db`: the commands of a deployment with a shared database (lazy imports, like the rest of
+the CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.core.config import Settings
+    from app.training.standalone import run_worker
+
+    return asyncio.run(run_worker(Settings()))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from app.core.config import Settings
+    from app.db.engine import database_url, make_engine, redacted
+    from app.db.migrate import current, head, upgrade
+
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = make_engine(database_url(Settings()))
+    try:
+        before = current(engine)
+        after = upgrade(engine) if args.action == "upgrade" else before
+    except (SQLAlchemyError, CommandError) as exc:  # unreachable, refused, or a schema newer than this release
+        print(f"cxr db: error: {redacted(engine.url)}: {str(getattr(exc, 'orig', None) or exc).strip()}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(json.dumps({"database": redacted(engine.url), "revision": after, "before": before, "head": head()}))
+    return 0
