@@ -85,10 +85,10 @@ class JobRunner:
 
     # -- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
-        """Run queued jobs from now on. An embedded runner (the server's own) is the only one, so whatever was
-        running died with the previous server; a separate worker claims only its own name's jobs back (the
-        others' are theirs until their heartbeat goes stale)."""
-        interrupted = self.store.mark_interrupted(None if self.embedded else self.name)
+        """Run queued jobs from now on. What this runner's name was running died with its previous process (an
+        embedded runner also takes back jobs from before runners had names); other runners' jobs are theirs until
+        their heartbeat goes stale."""
+        interrupted = self.store.mark_interrupted(self.name, unowned=self.embedded)
         if interrupted:
             log.warning("marked %d job(s) interrupted after a restart: %s", len(interrupted), ", ".join(interrupted))
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="cxr-jobs")

@@ -11,7 +11,7 @@ import uuid
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.engine import Row
 
 from app.db.engine import make_engine
@@ -129,12 +129,13 @@ class JobStore:
             value = conn.execute(select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar_one_or_none()
         return bool(value)
 
-    def mark_interrupted(self, worker: str | None = None) -> list[str]:
+    def mark_interrupted(self, worker: str | None = None, *, unowned: bool = False) -> list[str]:
         """At a runner's start: jobs left 'running' by its dead predecessor become 'interrupted' (resumable):
-        all of them (``worker`` None: the server's own runner, the only one) or those of that runner name."""
-        where = [jobs.c.state == JobState.running.value]
+        all of them (``worker`` None), or those of that runner name (and, with ``unowned``, those no runner
+        name claimed: written before runners had names)."""
+        where: list[Any] = [jobs.c.state == JobState.running.value]
         if worker is not None:
-            where.append(jobs.c.worker == worker)
+            where.append(or_(jobs.c.worker == worker, jobs.c.worker.is_(None)) if unowned else jobs.c.worker == worker)
         return self._interrupt(where, "the runner of this job stopped while it ran; POST /train/{id}/resume continues it")
 
     def interrupt_stale(self, timeout_s: float) -> list[str]:
