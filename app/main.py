@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             active = _activate_at_startup(registry, settings)
             services.predictor.guard = _load_guard(settings)
             store = JobStore(engine)
-            results = ResultStore(settings.state_dir / "dicom")
+            results = ResultStore(settings.state_dir / "dicom", engine, owner=runner_name(settings))
             audit_store = None
             if settings.audit == "on":
                 audit_store = AuditStore(settings.state_dir / "audit.sqlite3")

@@ -4,6 +4,7 @@ concurrent claims, and a fine-tune that runs end to end with its jobs in Postgre
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import threading
@@ -59,7 +60,7 @@ def test_migrations_create_the_schema(db_url):
     assert upgrade(engine) == head() == ensure_schema(engine)
     assert {c["name"] for c in inspect(engine).get_columns("jobs")} >= {"id", "state", "request", "model", "pid",
                                                                         "worker", "heartbeat_at"}
-    assert inspect(engine).has_table("active_model")
+    assert inspect(engine).has_table("active_model") and inspect(engine).has_table("results")
     engine.dispose()
 
 
@@ -200,3 +201,30 @@ def test_jobs_of_a_silent_runner_are_interrupted_and_only_theirs(db_url):
     assert store.mark_interrupted("w3") == [mine["id"]]  # a restarted w3 takes back only its own
     assert [store.get(j["id"])["state"] for j in (silent, alive, mine)] == ["interrupted", "running", "interrupted"]
     store.close()
+
+
+def test_a_servers_own_results_file_is_copied_into_the_database_once(tmp_path, db_url):
+    from app.dicom.multipart import Part
+    from app.pacs.results import LEGACY_FILE, ResultStore
+
+    root = tmp_path / "dicom"
+    root.mkdir()
+    with sqlite3.connect(root / LEGACY_FILE) as db:  # the table as a server kept it before the shared database
+        db.execute("CREATE TABLE results (id TEXT PRIMARY KEY, study_uid TEXT NOT NULL, source_sop_class_uid TEXT "
+                   "NOT NULL, source_sop_instance_uid TEXT NOT NULL, state TEXT NOT NULL, error TEXT, prediction TEXT, "
+                   "probability REAL, threshold REAL, model TEXT, sc_sop_instance_uid TEXT, sr_sop_instance_uid TEXT, "
+                   "delivery TEXT NOT NULL DEFAULT 'not_configured', attempts INTEGER NOT NULL DEFAULT 0, "
+                   "next_attempt_at REAL, delivery_error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, "
+                   "delivered_at REAL, pm_sop_instance_uid TEXT, priority TEXT)")
+        db.execute("INSERT INTO results (id, study_uid, source_sop_class_uid, source_sop_instance_uid, state, "
+                   "prediction, probability, delivery, created_at, updated_at) VALUES ('r1', '1.2.3', '1.2.840', "
+                   "'1.2.3.4', 'done', 'NORMAL', 0.1, 'delivered', 1.0, 2.0)")
+    engine = make_engine(migrated(db_url))
+    store = ResultStore(root, engine, owner="r")
+    row = store.get("r1")
+    assert row["state"] == "done" and row["probability"] == 0.1 and row["fhir_delivery"] == "not_configured"
+    assert not (root / LEGACY_FILE).exists() and (root / (LEGACY_FILE + ".adopted")).exists()
+    rid = store.add("1.2.9", "1.2.840", "1.2.9.1", Part(body=io.BytesIO(b"x")))
+    assert store.claim(rid) and not store.claim(rid) and store.get(rid)["owner"] == "r"
+    store.close()
+    engine.dispose()

@@ -17,6 +17,8 @@ from pydantic import SecretStr
 from app.core.config import Settings
 from app.dicom.multipart import Part, check_related, encode_related, parse_related
 from app.main import create_app
+from app.db.engine import database_url, make_engine
+from app.training.runner import runner_name
 from app.pacs.results import ResultStore
 from tests.dicom_helpers import PHI, PM_CLASS, SC_CLASS, SR_CLASS, cr, header, instances, mpeg2
 from tests.waiting import wait_for
@@ -93,7 +95,7 @@ def test_stow_bad_requests_are_4xx_with_reasons(client, ctype, body, status, nee
     r = client.post("/dicomweb/studies", content=body, headers={"content-type": ctype})
     assert r.status_code == status, r.text
     assert needle in r.json()["detail"]
-    assert list((settings.state_dir / "dicom" / "spool").iterdir()) == []  # no part left behind
+    assert list(client.app.state.services.results.spool.iterdir()) == []  # no part left behind
 
 
 def test_stow_parts_are_spooled_to_disk_and_moved_or_removed(client, settings):
@@ -102,8 +104,8 @@ def test_stow_parts_are_spooled_to_disk_and_moved_or_removed(client, settings):
     good = cr()
     r = stow(client, [good, b"not dicom at all", cr(modality="CT", sop_class="1.2.840.10008.5.1.4.1.1.2")])
     assert r.status_code == 202, r.text
-    root = settings.state_dir / "dicom"
-    assert list((root / "spool").iterdir()) == []
+    spool = client.app.state.services.results.spool  # this process's own spool folder
+    assert spool.parent == settings.state_dir / "dicom" / "spool" and list(spool.iterdir()) == []
     assert [row["state"] for row in wait_done(client, header(good).StudyInstanceUID, 1)] == ["done"]
 
     settings.max_stow_bytes = 100_000
@@ -116,7 +118,7 @@ def test_stow_parts_are_spooled_to_disk_and_moved_or_removed(client, settings):
 
     r = client.post("/dicomweb/studies", content=chunks(), headers={"content-type": ctype})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
-    assert list((root / "spool").iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
 def test_stow_with_nothing_acceptable_is_409(client):
@@ -156,12 +158,17 @@ def test_stow_queue_full_answers_a700(settings):
         assert failures(r)[0][0] == 0xA700
 
 
+def _store(settings) -> ResultStore:
+    """The results store as a server opens it (the same database and the same replica name)."""
+    return ResultStore(settings.state_dir / "dicom", make_engine(database_url(settings)), owner=runner_name(settings))
+
+
 def test_instances_accepted_before_a_restart_are_processed(settings):
-    store = ResultStore(settings.state_dir / "dicom")
+    store = _store(settings)
     data = cr()
     h = header(data)
     rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, Part(body=io.BytesIO(data)))
-    store.update(rid, state="processing")  # the server died mid-way
+    assert store.claim(rid) and not store.claim(rid)  # one claim wins; then the server died mid-way
     store.close()
     with TestClient(create_app(settings, configure_logs=False)) as c:
         row = wait_done(c, h.StudyInstanceUID, 1)[0]
@@ -295,7 +302,7 @@ def test_an_instance_sent_twice_is_read_once(client):
 
 
 def test_retention_deletes_finished_results_but_keeps_undelivered_ones(settings):
-    store = ResultStore(settings.state_dir / "dicom")
+    store = _store(settings)
     ids = {}
     for name, state, delivery in (("delivered", "done", "delivered"), ("local", "done", "not_configured"),
                                   ("failed", "failed", "not_configured"), ("pending", "done", "pending"),

@@ -1,27 +1,35 @@
-"""Two `cxr serve` replicas and separate `cxr worker` processes on one PostgreSQL (Debian's, on loopback):
-an activation through one replica is served by the other within 5 s; a model whose files do not verify
-is refused and nothing changes; a job queued through one replica is visible and cancellable through the
-other and runs once on one of two workers; a worker killed with -9 mid-job leaves it interrupted, and a
-restarted worker resumes it to the end."""
+"""Two `cxr serve` replicas and separate `cxr worker` processes on one PostgreSQL (Debian's, on loopback)
+and one shared state folder: an activation through one replica is served by the other within 5 s; a
+model whose files do not verify is refused and nothing changes; STOW-RS instances sent to both replicas
+are each screened once and delivered to the PACS once; those a replica killed with -9 had accepted are
+screened and delivered by the other; a job queued through one replica is visible and cancellable through
+the other and runs once on one of two workers; a worker killed with -9 mid-job leaves it interrupted, and
+a restarted worker resumes it."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pydicom
 import pytest
+
+from app.dicom.multipart import encode_related
 
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from tests.live_server import ROOT, start_server, wait_ready
 from tests.postgres import fresh_database, postgres_server, server_binaries
-from tests.synth import make_model_dir, write_dataset
+from tests.synth import chest_like, dicom_bytes, make_model_dir, write_dataset
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -50,17 +58,57 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                   "CXR_DATA_ROOT": str(root / "data"), "CXR_MIN_IMAGES_PER_CLASS": "20", "CXR_WORKERS": "external",
                   "CXR_TRAIN_THREADS": "1",
                   "CXR_ONNX_CACHE": str(root / "onnx")}  # on the storage every replica mounts: exported once
-        servers = {}
-        for name in ("a", "b"):
-            servers[name] = start_server(common | {"CXR_STATE_DIR": str(root / f"state-{name}")})
+        common["CXR_STATE_DIR"] = str(root / "state")  # what every replica and worker mounts
+        common["CXR_DICOM_CLAIM_TIMEOUT_S"] = "3"
+        pacs = Pacs()
+        common["CXR_PACS_STOW_URL"] = pacs.url
+        # not captured: nobody reads a replica's log while it serves, and a full pipe would stop it
+        servers = {name: start_server(common | {"CXR_WORKER_NAME": f"replica-{name}"}, capture=False)
+                   for name in ("a", "b")}
         try:
             for proc, base in servers.values():
                 wait_ready(proc, base)
-            yield {"common": common, "root": root, "a": servers["a"][1], "b": servers["b"][1]}
+            yield {"common": common, "root": root, "a": servers["a"][1], "b": servers["b"][1], "pacs": pacs,
+                   "procs": {k: v[0] for k, v in servers.items()}}
         finally:
             for proc, _ in servers.values():
-                proc.terminate()
-                proc.wait(timeout=30)
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+            pacs.close()
+
+
+class Pacs:
+    """A PACS's STOW-RS endpoint, enough to count what arrives: every POST answered 200, its SOP Instance UIDs kept."""
+
+    def __init__(self) -> None:
+        received: list[list[str]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                ctype = self.headers["Content-Type"]
+                boundary = ctype.split("boundary=")[1].strip('"').encode()
+                uids = [pydicom.dcmread(io.BytesIO(part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]),
+                                        stop_before_pixels=True).SOPInstanceUID
+                        for part in body.split(b"--" + boundary)[1:-1]]
+                received.append(uids)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/dicom+json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/dicom-web/studies"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 def served(base: str) -> str:
@@ -84,11 +132,43 @@ def test_activation_through_one_replica_is_served_by_the_other(cluster):
     wait_for(lambda: served(a), lambda name: name == "tiny", timeout=5, what="replica a to serve tiny", interval=0.1)
 
 
+def _stow(base: str, n: int, study: str) -> list[str]:
+    """n instances of one study in one STOW-RS request; their SOP Instance UIDs."""
+    instances = [dicom_bytes(chest_like(96, 96, seed=i), patient={"PatientID": study}) for i in range(n)]
+    body, ctype = encode_related(instances)
+    r = httpx.post(f"{base}/dicomweb/studies", content=body, headers={"Content-Type": ctype}, timeout=60)
+    assert r.status_code == 202, r.text
+    return [pydicom.dcmread(io.BytesIO(x)).SOPInstanceUID for x in instances]
+
+
+def _all_results(base: str) -> list[dict]:
+    return httpx.get(f"{base}/dicomweb/results", params={"limit": 1000}, timeout=10).json()["results"]
+
+
+def _settled(rows: list[dict], n: int) -> bool:
+    return len(rows) >= n and all(r["state"] == "done" and r["delivery"] == "delivered" for r in rows)
+
+
+def test_stow_through_both_replicas_is_screened_and_delivered_once(cluster):
+    a, b, pacs = cluster["a"], cluster["b"], cluster["pacs"]
+    before = len(pacs.received)
+    sources = []
+    for i in range(10):  # 50 instances, every other request to the other replica
+        sources += _stow(a if i % 2 else b, 5, f"S{i}")
+    rows = wait_for(lambda: _all_results(a), lambda rs: _settled(rs, 50), timeout=180,
+                    what="50 results done and delivered", interval=0.5)
+    assert sorted(r["source_sop_instance_uid"] for r in rows) == sorted(sources)
+    assert {r["id"] for r in _all_results(b)} == {r["id"] for r in rows}  # one store, seen from both
+    sent = [uid for delivery in pacs.received[before:] for uid in delivery]
+    produced = [r[k] for r in rows for k in ("structured_report_sop_instance_uid",
+                                                "parametric_map_sop_instance_uid", "secondary_capture_sop_instance_uid")]
+    assert sorted(sent) == sorted(produced)  # each result's objects exactly once
+
+
 def _worker(cluster: dict, name: str) -> tuple[subprocess.Popen, Path]:
     log = cluster["root"] / f"worker-{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
-    env.update(cluster["common"] | {"CXR_STATE_DIR": str(cluster["root"] / "state-workers"), "CXR_WORKER_NAME": name,
-                                    "CXR_HEARTBEAT_TIMEOUT_S": "3"})
+    env.update(cluster["common"] | {"CXR_WORKER_NAME": name, "CXR_HEARTBEAT_TIMEOUT_S": "3"})
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -143,3 +223,19 @@ def test_jobs_are_shared_run_once_and_survive_a_killed_worker(cluster):
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=60)
+
+
+def test_a_killed_replica_loses_no_accepted_instance(cluster):
+    a, b, pacs = cluster["a"], cluster["b"], cluster["pacs"]
+    sources = _stow(a, 20, "KILL")
+    os.kill(cluster["procs"]["a"].pid, signal.SIGKILL)  # right after it answered 202: most are still queued
+    cluster["procs"]["a"].wait(timeout=10)
+
+    def mine() -> list[dict]:
+        return [r for r in _all_results(b) if r["source_sop_instance_uid"] in sources]
+
+    rows = wait_for(mine, lambda rs: _settled(rs, 20), timeout=180, what="replica b to finish what a accepted",
+                    interval=0.5)
+    assert len(rows) == 20
+    sent = {uid for delivery in pacs.received for uid in delivery}
+    assert all(r["structured_report_sop_instance_uid"] in sent for r in rows)

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     dicom_retention_days: float = Field(
         30, ge=0, description="delete finished DICOM results (they hold patient data) after this many days; 0: keep")
     dicom_workers: int = Field(4, ge=1, le=64, description="STOW-RS instances processed at once (they share the batcher)")
+    dicom_claim_timeout_s: float = Field(300.0, ge=2, le=86400, description="an instance a replica claimed this long "
+                                         "ago without finishing is screened by another (the first one died)")
 
     auth: Literal["on", "off"] = Field("on", description="off disables API keys (logged as a warning)")
     api_keys: str | None = Field(None, description="'<key>:<predict|admin>,…'")

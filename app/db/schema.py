@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -38,4 +38,40 @@ active_model = Table(
     Column("sha256", String(64), nullable=False),
     Column("updated_at", String(40), nullable=False),
     Column("updated_by", Text),
+)
+
+# one row per STOW-RS instance taken in: its inference state and its delivery to each target (app/pacs/results.py)
+results = Table(
+    "results", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("study_uid", String(64), nullable=False),
+    Column("source_sop_class_uid", String(64), nullable=False),
+    Column("source_sop_instance_uid", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("error", Text),
+    Column("prediction", Text),
+    Column("probability", Float),
+    Column("threshold", Float),
+    Column("model", Text),
+    Column("sc_sop_instance_uid", String(64)),
+    Column("sr_sop_instance_uid", String(64)),
+    Column("pm_sop_instance_uid", String(64)),
+    Column("priority", Text),
+    Column("delivery", String(16), nullable=False, server_default="not_configured"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float),
+    Column("delivery_error", Text),
+    Column("delivered_at", Float),
+    Column("fhir_delivery", String(16), nullable=False, server_default="not_configured"),
+    Column("fhir_attempts", Integer, nullable=False, server_default="0"),
+    Column("fhir_next_attempt_at", Float),
+    Column("fhir_error", Text),
+    Column("fhir_delivered_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("owner", Text),  # the replica processing it (CXR_WORKER_NAME) while state is processing
+    Column("claimed_at", Float),
+    Index("results_study", "study_uid"),
+    Index("results_source", "source_sop_instance_uid"),
+    Index("results_delivery", "delivery", "next_attempt_at"),
 )

@@ -87,7 +87,9 @@ class Delivery:
     async def run(self) -> None:
         while True:
             for row in await run_in_threadpool(self.store.due_deliveries, time.time(), self.target):
-                await self.deliver(row)
+                lease = self.settings.pacs_timeout_s + 30  # if this replica dies mid-attempt, another retries after it
+                if await run_in_threadpool(self.store.lease_delivery, row["id"], self.target, time.time(), lease):
+                    await self.deliver(row)
             next_due = await run_in_threadpool(self.store.next_due_at, self.target)
             timeout = 60.0 if next_due is None else max(0.05, next_due - time.time())
             self._wake.clear()

@@ -1,4 +1,5 @@
-"""SQLite (WAL) record of every STOW-RS instance taken in and the results produced for it.
+"""The record of every STOW-RS instance taken in and the results produced for it: rows in the shared
+database (app/db: SQLite by default, PostgreSQL for replicas), files in CXR_STATE_DIR/dicom.
 
 One row per source instance: inference state (queued → processing → done | not_evaluated | failed) and
 delivery state to each target, the PACS and the FHIR server (not_configured | pending → delivered |
@@ -6,13 +7,20 @@ failed), each with its own attempts and next attempt. Files live beside it: the 
 until it is processed, then the result objects CXR_DICOM_OUTPUTS names (``sr.dcm``, ``pm.dcm``,
 ``sc.dcm``; only the SR for an image the integrity check refused: state not_evaluated, the reason in
 ``error``) and the FHIR Bundle (``fhir.json``) when a FHIR server is configured.
+
+Replicas share both. Whoever processes an instance first claims it (queued → processing, one
+conditional UPDATE: one replica wins); a delivery attempt first leases the row (its next attempt moved
+past the attempt's timeout, again one conditional UPDATE), so an instance is screened once and each
+result is sent at least once, by one replica at a time, and again only if that replica died.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import sqlite3
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,9 +28,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sqlalchemy import ColumnElement, Engine, Select, and_, func, or_, select
+
 from app.core.files import write_atomic
-from app.core.sqlite import open_wal
+from app.db.migrate import ensure_schema
+from app.db.schema import results
 from app.dicom.multipart import Part
+
+log = logging.getLogger(__name__)
 
 PRIVATE = 0o600  # instances and results carry patient data
 
@@ -63,63 +76,55 @@ COLUMNS = {
 }
 OUTPUT_ORDER = ("sr", "pm", "sc")  # delivery order: the report before the images
 FHIR_FILE = "fhir.json"
-# columns added after the first release: (name, declaration); added to an older file on open
-ADDED_COLUMNS = (
-    ("pm_sop_instance_uid", "TEXT"), ("priority", "TEXT"),
-    ("fhir_delivery", "TEXT NOT NULL DEFAULT 'not_configured'"), ("fhir_attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("fhir_next_attempt_at", "REAL"), ("fhir_error", "TEXT"), ("fhir_delivered_at", "REAL"),
-)
-
 DELIVERABLE = (ResultState.done, ResultState.not_evaluated)  # states with instances to send
-_DELIVERABLE_SQL = "(" + ", ".join(f"'{s.value}'" for s in DELIVERABLE) + ")"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    id TEXT PRIMARY KEY,
-    study_uid TEXT NOT NULL,
-    source_sop_class_uid TEXT NOT NULL,
-    source_sop_instance_uid TEXT NOT NULL,
-    state TEXT NOT NULL,
-    error TEXT,
-    prediction TEXT,
-    probability REAL,
-    threshold REAL,
-    model TEXT,
-    sc_sop_instance_uid TEXT,
-    sr_sop_instance_uid TEXT,
-    delivery TEXT NOT NULL DEFAULT 'not_configured',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL,
-    delivery_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    delivered_at REAL
-);
-CREATE INDEX IF NOT EXISTS results_study ON results (study_uid);
-CREATE INDEX IF NOT EXISTS results_source ON results (source_sop_instance_uid);
-CREATE INDEX IF NOT EXISTS results_delivery ON results (delivery, next_attempt_at);
-"""
+LEGACY_FILE = "results.sqlite3"  # the per-server file before the shared database: copied in once
 
 
 class ResultStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, engine: Engine, owner: str = "cxr") -> None:
         self.root = Path(root)
+        self.engine = engine
+        self.owner = owner  # how this replica names itself in claims (CXR_WORKER_NAME)
         self.incoming = self.root / "incoming"
         self.outputs = self.root / "results"
-        self.spool = self.root / "spool"  # STOW-RS parts while a request is read (same file system: moved, not copied)
+        # STOW-RS parts while a request is read (same file system: moved, not copied); one folder per process, so a
+        # replica clears what its own crashed predecessor left, never the parts another replica is reading
+        self.spool = self.root / "spool" / f"{owner}-{os.getpid()}"
         for folder in (self.incoming, self.outputs, self.spool):
             folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.spool.iterdir():  # parts of requests a crash interrupted
-            stale.unlink(missing_ok=True)
-        self._lock = threading.Lock()
-        self._db = open_wal(self.root / "results.sqlite3", SCHEMA)
-        have = {r[1] for r in self._db.execute("PRAGMA table_info(results)")}
-        for name, declaration in ADDED_COLUMNS:
-            if name not in have:
-                self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {declaration}")
+        self._clear_dead_spools()
+        ensure_schema(engine)
+        self._adopt_legacy()
+
+    def _clear_dead_spools(self) -> None:
+        for folder in self.spool.parent.iterdir():
+            name, _, pid = folder.name.rpartition("-")
+            if folder == self.spool or name != self.owner or not pid.isdigit() or _alive(int(pid)):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)  # parts of requests a crash interrupted
+
+    def _adopt_legacy(self) -> None:
+        """Rows of the SQLite file each server kept before the shared database, copied in once."""
+        legacy = self.root / LEGACY_FILE
+        if not legacy.is_file():
+            return
+        src = sqlite3.connect(legacy)
+        src.row_factory = sqlite3.Row
+        try:
+            rows = [dict(r) for r in src.execute("SELECT * FROM results")]
+        finally:
+            src.close()
+        known = set(results.c.keys())
+        with self.engine.begin() as conn:
+            have = set(conn.execute(select(results.c.id)).scalars())
+            todo = [{k: v for k, v in r.items() if k in known} for r in rows if r["id"] not in have]
+            if todo:
+                conn.execute(results.insert(), todo)
+        legacy.rename(legacy.with_name(LEGACY_FILE + ".adopted"))
+        log.info("DICOM results: %d row(s) of %s copied into the database", len(todo), legacy)
 
     def close(self) -> None:
-        self._db.close()
+        shutil.rmtree(self.spool, ignore_errors=True)
 
     # -- files ------------------------------------------------------------------------------
     def incoming_path(self, result_id: str) -> Path:
@@ -166,67 +171,75 @@ class ResultStore:
         else:
             write_atomic(self.incoming_path(result_id), source.data, mode=PRIVATE)
         t = time.time()
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO results (id, study_uid, source_sop_class_uid, source_sop_instance_uid, state, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-                (result_id, study_uid, sop_class_uid, sop_instance_uid, t, t))
+        with self.engine.begin() as conn:
+            conn.execute(results.insert().values(id=result_id, study_uid=study_uid, source_sop_class_uid=sop_class_uid,
+                                                 source_sop_instance_uid=sop_instance_uid, state="queued",
+                                                 created_at=t, updated_at=t))
         return result_id
+
+    def _rows(self, query: Select) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def find_source(self, sop_instance_uid: str) -> dict[str, Any] | None:
         """The live (not failed) result of a source instance, if it was received before."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM results WHERE source_sop_instance_uid = ? AND state != 'failed' "
-                "ORDER BY created_at DESC LIMIT 1", (sop_instance_uid,)).fetchone()
-        return dict(row) if row else None
+        rows = self._rows(select(results).where(results.c.source_sop_instance_uid == sop_instance_uid,
+                                                results.c.state != "failed")
+                          .order_by(results.c.created_at.desc()).limit(1))
+        return rows[0] if rows else None
 
     def update(self, result_id: str, **fields: Any) -> None:
-        fields["updated_at"] = time.time()
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        with self._lock:
-            self._db.execute(f"UPDATE results SET {cols} WHERE id = ?", (*fields.values(), result_id))
+        with self.engine.begin() as conn:
+            conn.execute(results.update().where(results.c.id == result_id).values(**fields, updated_at=time.time()))
+
+    def claim(self, result_id: str) -> bool:
+        """queued -> processing for this replica; False when another one has it (or it is past that)."""
+        t = time.time()
+        with self.engine.begin() as conn:
+            return conn.execute(results.update().where(results.c.id == result_id, results.c.state == "queued").values(
+                state="processing", owner=self.owner, claimed_at=t, updated_at=t)).rowcount == 1
 
     def get(self, result_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM results WHERE id = ?", (result_id,)).fetchone()
-        return dict(row) if row else None
+        rows = self._rows(select(results).where(results.c.id == result_id))
+        return rows[0] if rows else None
 
     def by_study(self, study_uid: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM results WHERE study_uid = ? ORDER BY created_at, rowid LIMIT ? OFFSET ?",
-                (study_uid, limit, offset)).fetchall()
-        return [dict(r) for r in rows]
+        return self._rows(select(results).where(results.c.study_uid == study_uid)
+                          .order_by(results.c.created_at, results.c.id).limit(limit).offset(offset))
 
     def recent(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM results ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                                    (limit, offset)).fetchall()
-        return [dict(r) for r in rows]
+        return self._rows(select(results).order_by(results.c.created_at.desc(), results.c.id.desc())
+                          .limit(limit).offset(offset))
 
     def count_waiting(self) -> int:
-        with self._lock:
-            return int(self._db.execute(
-                "SELECT COUNT(*) FROM results WHERE state IN ('queued', 'processing')").fetchone()[0])
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(results).where(
+                results.c.state.in_(("queued", "processing")))).scalar_one())
 
-    def unfinished(self) -> list[str]:
-        """At start: instances a stopped server had accepted but not processed, oldest first."""
-        with self._lock:
-            self._db.execute("UPDATE results SET state = 'queued' WHERE state = 'processing'")
-            return [r[0] for r in self._db.execute(
-                "SELECT id FROM results WHERE state = 'queued' ORDER BY created_at, rowid").fetchall()]
+    def unfinished(self, stale_s: float | None = None) -> list[str]:
+        """Instances to (re)process, oldest first: this replica's own that it was processing when it stopped
+        (and unowned ones), or with ``stale_s`` any replica's claimed longer ago than that (it died); then
+        every queued one (a claim decides who processes it)."""
+        if stale_s is None:
+            stopped = or_(results.c.owner == self.owner, results.c.owner.is_(None))
+        else:
+            stopped = results.c.claimed_at < time.time() - stale_s
+        with self.engine.begin() as conn:
+            conn.execute(results.update().where(results.c.state == "processing", stopped).values(
+                state="queued", owner=None, claimed_at=None))
+        return [r["id"] for r in self._rows(select(results.c.id).where(results.c.state == "queued")
+                                            .order_by(results.c.created_at, results.c.id))]
 
     def purge(self, older_than: float) -> int:
         """Delete results (rows and files) created before ``older_than`` (epoch seconds) that need
         nothing more: done or not evaluated and delivered (or with no PACS configured), or failed. Results still
         waiting for inference or delivery are kept whatever their age."""
-        with self._lock:
-            ids = [r[0] for r in self._db.execute(
-                "SELECT id FROM results WHERE created_at < ? AND (state = 'failed' OR (state IN "
-                + _DELIVERABLE_SQL + " AND "
-                "delivery IN ('delivered', 'not_configured') AND fhir_delivery IN ('delivered', 'not_configured')))",
-                (older_than,)).fetchall()]
+        finished = ("delivered", "not_configured")
+        ids = [r["id"] for r in self._rows(select(results.c.id).where(
+            results.c.created_at < older_than,
+            or_(results.c.state == "failed",
+                and_(results.c.state.in_([s.value for s in DELIVERABLE]), results.c.delivery.in_(finished),
+                     results.c.fhir_delivery.in_(finished)))))]
         for result_id in ids:
             self.incoming_path(result_id).unlink(missing_ok=True)
             folder = self.folder(result_id)
@@ -234,22 +247,42 @@ class ResultStore:
                 for path in folder.iterdir():
                     path.unlink(missing_ok=True)
                 folder.rmdir()
-            with self._lock:
-                self._db.execute("DELETE FROM results WHERE id = ?", (result_id,))
+            with self.engine.begin() as conn:
+                conn.execute(results.delete().where(results.c.id == result_id))
         return len(ids)
+
+    def _due(self, target: Target, now: float) -> ColumnElement[bool]:
+        c = COLUMNS[target]
+        when = results.c[c.next_attempt_at]
+        return and_(results.c[c.state] == "pending", results.c.state.in_([s.value for s in DELIVERABLE]),
+                     or_(when.is_(None), when <= now))
 
     def due_deliveries(self, now: float, target: Target = Target.pacs, limit: int = 16) -> list[dict[str, Any]]:
         c = COLUMNS[target]
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM results WHERE {c.state} = 'pending' AND state IN " + _DELIVERABLE_SQL + " AND "
-                f"({c.next_attempt_at} IS NULL OR {c.next_attempt_at} <= ?) "
-                f"ORDER BY {c.next_attempt_at}, created_at LIMIT ?", (now, limit)).fetchall()
-        return [dict(r) for r in rows]
+        return self._rows(select(results).where(self._due(target, now))
+                          .order_by(results.c[c.next_attempt_at], results.c.created_at).limit(limit))
+
+    def lease_delivery(self, result_id: str, target: Target, now: float, lease_s: float) -> bool:
+        """Take one delivery attempt: its next attempt moves ``lease_s`` ahead (where a replica that dies
+        mid-attempt leaves it for another); False when another replica took it first."""
+        c = COLUMNS[target]
+        with self.engine.begin() as conn:
+            return conn.execute(results.update().where(results.c.id == result_id, self._due(target, now)).values(
+                **{c.next_attempt_at: now + lease_s})).rowcount == 1
 
     def next_due_at(self, target: Target = Target.pacs) -> float | None:
         c = COLUMNS[target]
-        with self._lock:
-            row = self._db.execute(f"SELECT MIN(COALESCE({c.next_attempt_at}, 0)) FROM results "
-                                   f"WHERE {c.state} = 'pending' AND state IN " + _DELIVERABLE_SQL).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.min(func.coalesce(results.c[c.next_attempt_at], 0))).where(
+                results.c[c.state] == "pending", results.c.state.in_([s.value for s in DELIVERABLE]))).scalar()
+        return None if value is None else float(value)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

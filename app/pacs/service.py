@@ -35,6 +35,7 @@ from app.inference.pipeline import Predictor
 from app.pacs.results import ResultStore, Target
 from models.errors import CXRError
 
+ORPHAN_SCAN_S = 15.0  # how often (at most) a replica looks for instances nobody is processing
 log = logging.getLogger(__name__)
 
 
@@ -123,6 +124,7 @@ class StowService:
                 self._tasks.append(asyncio.create_task(delivery.run(), name=f"{delivery.target.value}-delivery"))
         if self.settings.dicom_retention_days > 0:
             self._tasks.append(asyncio.create_task(self._housekeeping(), name="dicom-retention"))
+        self._tasks.append(asyncio.create_task(self._adopt_orphans(), name="stow-orphans"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -171,11 +173,12 @@ class StowService:
         return {"delivery": pacs, "fhir_delivery": fhir}
 
     async def process(self, result_id: str) -> None:
+        if not await run_in_threadpool(self.store.claim, result_id):
+            return  # another replica has it, or it is done
         path = self.store.incoming_path(result_id)
         if not path.exists():
             self.store.update(result_id, state="failed", error="the received instance is missing from disk")
             return
-        self.store.update(result_id, state="processing")
         data = await run_in_threadpool(path.read_bytes)
         facts = screening_facts(data)
         try:
@@ -221,6 +224,22 @@ class StowService:
         if removed:
             log.info("DICOM results: %d older than %g days deleted", removed, self.settings.dicom_retention_days)
         return removed
+
+    async def _adopt_orphans(self) -> None:
+        """Instances another replica accepted or claimed and then died with: a claim older than
+        CXR_DICOM_CLAIM_TIMEOUT_S is queued again, and whichever replica claims a queued one first screens it.
+        With one replica, a no-op."""
+        timeout = self.settings.dicom_claim_timeout_s
+        while True:
+            await asyncio.sleep(min(ORPHAN_SCAN_S, timeout / 2))
+            try:
+                waiting = await run_in_threadpool(self.store.unfinished, timeout)
+            except Exception as exc:  # the database away for a moment: the next scan tries again
+                log.warning("STOW-RS: orphan scan failed: %s", exc)
+                continue
+            if self._queue.empty():  # never flood a busy queue; what waits is found at the next scan
+                for result_id in waiting:
+                    self._queue.put_nowait(result_id)
 
     async def _housekeeping(self) -> None:
         while True:
