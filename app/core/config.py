@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     workers: Literal["embedded", "external"] = Field(
         "embedded", description="embedded: the server runs queued jobs in its own worker processes; external: "
         "`cxr worker` processes claim them from the database (replicas, a GPU node)")
-    worker_name: str | None = Field(None, max_length=128, description="how a job runner names itself in the job "
-                                    "table (default: the host name)")
+    worker_name: str | None = Field(None, max_length=128, description="how this process names itself in the "
+                                    "database: job runner, STOW-RS claims; unique per replica (default: the host name)")
     heartbeat_timeout_s: float = Field(30.0, ge=2, le=3600, description="a running job whose runner has not "
                                        "reported for this long is marked interrupted (its runner died)")
     active_poll_s: float = Field(1.0, gt=0, le=60, description="how often a replica checks which model the "
