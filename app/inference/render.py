@@ -106,6 +106,13 @@ def layer_table(alpha: float) -> np.ndarray:
     return rgba.view("V4").ravel()
 
 
+def grey_at(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) uint8 X-ray at ``size`` = (width, height): itself when it already is, else bilinear: what an overlay
+    is blended over and what a preview shows, the same pixels."""
+    h, w = pixels.shape
+    return pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
+
+
 def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay", size: tuple[int, int] | None = None,
             alpha: float = 0.5) -> np.ndarray:
     """``pixels`` (H, W) uint8 X-ray and ``cam`` (h, w) in [0, 1] -> (H', W', 3) RGB overlay, (H', W') mask
@@ -120,8 +127,7 @@ def compose(pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind = "overlay
         return heat
     if kind == "layer":
         return np.take(layer_table(round(alpha, 3)), heat).view(np.uint8).reshape(size[1], size[0], 4)
-    base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
-    index = base.astype(np.uint16)
+    index = grey_at(pixels, size).astype(np.uint16)
     index <<= 8
     index |= heat
     return np.take(packed_blend_table(round(alpha, 3)), index).view(np.uint8).reshape(size[1], size[0], 3)
@@ -159,5 +165,5 @@ def render_preview(pixels: np.ndarray, *, max_side: int = 1024, png_compress_lev
     viewer draws a layer over when it cannot display the input itself (DICOM, 16-bit PNG)."""
     h, w = pixels.shape
     size = output_size(w, h, max_side)
-    base = pixels if (w, h) == size else np.asarray(Image.fromarray(pixels, "L").resize(size, Image.Resampling.BILINEAR))
-    return RenderedHeatmap(encode_png(np.ascontiguousarray(base), png_compress_level), MEDIA_TYPES["png"], *size)
+    return RenderedHeatmap(encode_png(np.ascontiguousarray(grey_at(pixels, size)), png_compress_level),
+                           MEDIA_TYPES["png"], *size)
