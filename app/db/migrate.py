@@ -6,6 +6,7 @@ Kubernetes migration Job), so that replicas starting together never race to migr
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -26,8 +27,14 @@ def _config() -> Config:
     return cfg
 
 
+@lru_cache(maxsize=1)
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read once per process (every store checks the schema when it opens)."""
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head() or ""
+    return _scripts().get_current_head() or ""
 
 
 def current(engine: Engine) -> str | None:
@@ -46,7 +53,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 def ensure_schema(engine: Engine) -> str:
     """The schema at this code's head, or ConfigurationError saying why not and what to do."""
     rev = current(engine)
-    known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+    known = {s.revision for s in _scripts().walk_revisions()}
     where = redacted(engine.url)
     if rev is not None and rev not in known:
         raise ConfigurationError(f"the database {where} has schema revision {rev!r}, newer than this release knows "
