@@ -22,7 +22,7 @@ from app.training.store import ACTIVE_STATES, DATABASE_ENV, JobState, JobStore, 
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
-HEARTBEAT_S = 5.0  # how often a running job's runner writes its heartbeat
+HEARTBEAT_S = 5.0  # how often (at most) a running job's runner writes its heartbeat; a third of the timeout if shorter
 
 
 def runner_name(settings: Settings) -> str:
@@ -126,7 +126,8 @@ class JobRunner:
 
     async def _tick(self) -> None:
         self._expire_datasets()
-        if time.monotonic() - self._beat > HEARTBEAT_S:
+        # at least three heartbeats per timeout: a live runner's job never looks stale to the others
+        if time.monotonic() - self._beat > min(HEARTBEAT_S, self.settings.heartbeat_timeout_s / 3):
             self._beat = time.monotonic()
             if self._job_id is not None:
                 self.store.update(self._job_id, heartbeat_at=now())
