@@ -25,14 +25,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env_overrides: dict[str, str], *, capture: bool = True) -> tuple[subprocess.Popen, str]:
-    """``cxr serve`` with a clean CXR_* environment plus ``env_overrides``; returns (process, base URL)."""
-    port = free_port()
+def service_env(env_overrides: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any CXR_* setting, on the CPU, plus ``env_overrides``: what every
+    server or worker a test starts runs with, so the developer's own CXR_* variables never leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
     env.update({"CXR_DEVICE": "cpu", **env_overrides})
+    return env
+
+
+def start_server(env_overrides: dict[str, str], *, capture: bool = True,
+                 asgi_app: str | None = None) -> tuple[subprocess.Popen, str]:
+    """``cxr serve`` (or uvicorn serving ``asgi_app``, e.g. a wrapper of the app) with ``service_env``; returns
+    (process, base URL). ``capture`` keeps the output for wait_ready's message: only for servers whose output
+    nobody reads later is it safe, as a full pipe stops a server that logs on."""
+    port = free_port()
+    serve = ["-m", "uvicorn", asgi_app] if asgi_app else ["-m", "app.cli", "serve"]
     out = subprocess.PIPE if capture else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, *serve, "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=ROOT, env=service_env(env_overrides), stdout=out, stderr=subprocess.STDOUT, text=True)
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.browser import CHROMIUM, launch, use_key
-from tests.live_server import ROOT, free_port, wait_ready
+from tests.live_server import ROOT, start_server, wait_ready
 from tests.synth import DATA_ROOT, dicom_bytes, radiograph
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
@@ -34,15 +32,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency: pip install -e '.[dev]'")
     if not (DATA_ROOT / "test").is_dir():
         pytest.skip(f"real X-rays not available: {DATA_ROOT} does not exist")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
-    env.update({"CXR_DEVICE": "cpu", "CXR_STATE_DIR": str(tmp_path_factory.mktemp("console-state")),
-                "CXR_API_KEYS": f"{ADMIN}:admin,{PREDICT}:predict", "CXR_RATE_LIMIT_PER_MIN": "0",
-                "CXR_MIN_IMAGES_PER_CLASS": "8", "CXR_LOG_JSON": "false", "CXR_TRAIN_THREADS": "1"})
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "tests.prefixed_app:app", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    # the app behind a /cxr/ prefix, as a reverse proxy forwards it; its log is not kept (nobody reads it while
+    # it serves, and a full pipe would stop it)
+    proc, url = start_server({"CXR_STATE_DIR": str(tmp_path_factory.mktemp("console-state")),
+                              "CXR_API_KEYS": f"{ADMIN}:admin,{PREDICT}:predict", "CXR_RATE_LIMIT_PER_MIN": "0",
+                              "CXR_MIN_IMAGES_PER_CLASS": "8", "CXR_LOG_JSON": "false", "CXR_TRAIN_THREADS": "1"},
+                             capture=False, asgi_app="tests.prefixed_app:app")
     try:
         wait_ready(proc, url, timeout=180)
         yield url

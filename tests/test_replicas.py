@@ -27,7 +27,7 @@ from app.dicom.multipart import encode_related
 
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
-from tests.live_server import ROOT, start_server, wait_ready
+from tests.live_server import ROOT, service_env, start_server, wait_ready
 from tests.postgres import fresh_database, postgres_server, server_binaries
 from tests.synth import chest_like, dicom_bytes, make_model_dir, write_dataset
 from tests.waiting import wait_for
@@ -167,8 +167,7 @@ def test_stow_through_both_replicas_is_screened_and_delivered_once(cluster):
 
 def _worker(cluster: dict, name: str) -> tuple[subprocess.Popen, Path]:
     log = cluster["root"] / f"worker-{name}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
-    env.update(cluster["common"] | {"CXR_WORKER_NAME": name, "CXR_HEARTBEAT_TIMEOUT_S": "3"})
+    env = service_env(cluster["common"] | {"CXR_WORKER_NAME": name, "CXR_HEARTBEAT_TIMEOUT_S": "3"})
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
