@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
+from tests.keys import ADMIN, PREDICT
 from tests.synth import DATA_ROOT, make_model_dir
 
 
@@ -31,6 +32,14 @@ def settings(tiny_weights: Path, tmp_path: Path) -> Settings:
 @pytest.fixture()
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, configure_logs=False)) as c:
+        yield c
+
+
+@pytest.fixture()
+def keyed(settings: Settings) -> Iterator[TestClient]:
+    """A client of a server with API keys on: tests.keys.ADMIN (admin) and tests.keys.PREDICT (predict)."""
+    s = settings.model_copy(update={"auth": "on", "api_keys": f"{ADMIN}:admin,{PREDICT}:predict"})
+    with TestClient(create_app(s, configure_logs=False)) as c:
         yield c
 
 

@@ -6,17 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from tests.keys import ADMIN, PREDICT
 from tests.synth import chest_like, encode
 
-ADMIN, PREDICT = "admin-key-0123456789abc", "predict-key-0123456789ab"
 PNG = encode(chest_like(80, 80))
-
-
-@pytest.fixture()
-def keyed(settings):
-    s = settings.model_copy(update={"auth": "on", "api_keys": f"{ADMIN}:admin,{PREDICT}:predict"})
-    with TestClient(create_app(s, configure_logs=False)) as c:
-        yield c
 
 
 def test_health_is_open_and_predict_needs_a_key(keyed):

@@ -7,23 +7,15 @@ import io
 import re
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.console.assets import ConsoleAssets
 from app.main import create_app
+from tests.keys import ADMIN, PREDICT
 from tests.synth import chest_like, encode
 
-ADMIN, PREDICT = "admin-key-0123456789abc", "predict-key-0123456789ab"
 PNG = encode(chest_like(300, 240))
-
-
-@pytest.fixture()
-def keyed(settings):
-    s = settings.model_copy(update={"auth": "on", "api_keys": f"{ADMIN}:admin,{PREDICT}:predict"})
-    with TestClient(create_app(s, configure_logs=False)) as c:
-        yield c
 
 
 def _asset_urls(page: str) -> list[str]:
