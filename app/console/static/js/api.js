@@ -55,6 +55,13 @@ export async function call(path, { method = "GET", body, json, accept } = {}) {
 export const getJSON = async (path) => (await call(path)).json();
 export const sendJSON = async (path, method, json) => (await call(path, { method, json })).json();
 
+/** A file as the API's multipart field ``file``: the API reads the format from the bytes, whatever its type. */
+export function fileForm(file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  return form;
+}
+
 /** A multipart upload with progress (fetch has no upload progress): resolves to the parsed JSON answer. */
 export function upload(path, file, onProgress) {
   return new Promise((resolve, reject) => {
@@ -69,8 +76,6 @@ export function upload(path, file, onProgress) {
       else reject(new ApiError(xhr.status, (body && body.detail) || `${xhr.status} ${xhr.statusText}`, body));
     });
     xhr.addEventListener("error", () => reject(new ApiError(0, "the upload failed: the server could not be reached", null)));
-    const form = new FormData();
-    form.append("file", file, file.name);
-    xhr.send(form);
+    xhr.send(fileForm(file));
   });
 }

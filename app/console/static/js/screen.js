@@ -1,18 +1,12 @@
 // Screen an image: one POST /predict (heatmap=layer&preview=true) draws the radiograph as the model read it
 // with the Grad-CAM layer over it, so opacity and on/off need no second request; the server's overlay is
 // exactly the layer at 100 %.
-import { ApiError, call } from "./api.js";
+import { ApiError, call, fileForm } from "./api.js";
 import { $, el, fill, kv, num, showError, download } from "./dom.js";
 import { splitRelated } from "./multipart.js";
 
 let current = null; // { file, answer }
 let asked = 0; // requests started: an answer to an older one (the user picked again meanwhile) is dropped
-
-function asForm(file) {
-  const form = new FormData(); // multipart: the API reads the format from the bytes, whatever the file's type
-  form.append("file", file, file.name);
-  return form;
-}
 
 function isDicom(file, answer) {
   return (answer && answer.image && answer.image.format === "dicom") || /\.(dcm|dicom)$/i.test(file.name);
@@ -97,7 +91,7 @@ async function screen(file) {
   const t0 = performance.now();
   try {
     const response = await call(`predict?heatmap=layer&preview=true&target=${encodeURIComponent(target)}`, {
-      method: "POST", body: asForm(file), accept: "application/json" });
+      method: "POST", body: fileForm(file), accept: "application/json" });
     const tAnswer = performance.now();
     const answer = await response.json();
     if (mine !== asked) return;
@@ -139,7 +133,7 @@ async function getDicomResults() {
   button.disabled = true;
   showError($("screen-error"), null);
   try {
-    const response = await call("predict?output=dicom", { method: "POST", body: asForm(current.file), accept: "multipart/related" });
+    const response = await call("predict?output=dicom", { method: "POST", body: fileForm(current.file), accept: "multipart/related" });
     const parts = splitRelated(new Uint8Array(await response.arrayBuffer()), response.headers.get("Content-Type"));
     fill($("dicom-links"), parts.map((p) => {
       const href = URL.createObjectURL(new Blob([p.body], { type: "application/dicom" }));
