@@ -103,9 +103,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
     services = Services(
         settings=settings, metrics=metrics, registry=registry, batcher=batcher,
         predictor=Predictor(settings, registry, batcher, metrics),
-        datasets=DatasetStore(settings.state_dir / "datasets", max_files=settings.max_dataset_files,
-                              max_bytes=settings.max_dataset_uncompressed_bytes,
-                              min_per_class=settings.min_images_per_class),
+        datasets=DatasetStore.of(settings),
         rate_limiter=RateLimiter(settings.rate_limit_per_min, settings.rate_limit_burst),
         upload_slots=UploadSlots(settings.max_concurrent_uploads),
         keyring=None if settings.auth == "off" else KeyRing([]),  # deny all until keys are loaded

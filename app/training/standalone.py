@@ -13,7 +13,6 @@ import signal
 from app.core.config import Settings
 from app.db.active import ActivePointer
 from app.db.engine import database_url, make_engine, redacted
-from app.db.migrate import ensure_schema
 from app.inference.catalog import catalog_of
 from app.training.datasets.store import DatasetStore
 from app.training.runner import JobRunner, runner_name
@@ -42,14 +41,10 @@ class PointerPromoter:
 
 async def run_worker(settings: Settings) -> int:
     engine = make_engine(database_url(settings))
-    ensure_schema(engine)
     name = runner_name(settings)
-    store = JobStore(engine)
-    datasets = DatasetStore(settings.state_dir / "datasets", max_files=settings.max_dataset_files,
-                            max_bytes=settings.max_dataset_uncompressed_bytes,
-                            min_per_class=settings.min_images_per_class)
+    store = JobStore(engine)  # checks the schema first (a newer one: refused, by name)
     promoter = PointerPromoter(catalog_of(settings), ActivePointer(engine), f"worker {name}")
-    runner = JobRunner(settings, store, promoter, datasets, embedded=False)
+    runner = JobRunner(settings, store, promoter, DatasetStore.of(settings), embedded=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.training.datasets.archive import extract
 from app.training.datasets.layout import locate_layout, public_paths
+from app.core.config import Settings
 from app.core.files import write_json_atomic
 from models.data import scan_class_folders, training_splits
 from models.errors import CXRError, DatasetError
@@ -26,6 +27,12 @@ class DatasetStore:
     def __init__(self, root: Path, *, max_files: int, max_bytes: int, min_per_class: int) -> None:
         self.root = Path(root)
         self.max_files, self.max_bytes, self.min_per_class = max_files, max_bytes, min_per_class
+
+    @classmethod
+    def of(cls, settings: Settings) -> DatasetStore:
+        """The uploaded datasets of CXR_STATE_DIR with the configured limits (the server's and a worker's)."""
+        return cls(settings.state_dir / "datasets", max_files=settings.max_dataset_files,
+                   max_bytes=settings.max_dataset_uncompressed_bytes, min_per_class=settings.min_images_per_class)
 
     def folder(self, dataset_id: str) -> Path | None:
         if not re.fullmatch(r"[0-9a-f]{12}", dataset_id):
