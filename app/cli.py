@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from models.errors import CXRError
 
-from app.cli_ops import cmd_db, cmd_worker
+from app.cli_ops import cmd_audit, cmd_db, cmd_worker
 
 if TYPE_CHECKING:  # the heavy imports stay lazy so `cxr --help` is instant
     from models.card import ModelCard
@@ -187,19 +187,6 @@ def _cmd_integrity(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_audit(args: argparse.Namespace) -> int:
-    from app.audit.verify import verify_chain
-
-    path = Path(args.db) if args.db else _settings().state_dir / "audit.sqlite3"
-    try:
-        report = verify_chain(path)
-    except FileNotFoundError as exc:
-        print(f"cxr audit: error: {exc}", file=sys.stderr)
-        return 2
-    print(report.model_dump_json())
-    return 0 if report.ok else 1
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     from app.serve import serve
 
@@ -257,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="'verify' checks the audit trail's hash chain and says where it breaks "
                        "(exit 0 intact, 1 broken)")
     a.add_argument("action", choices=["verify"])
-    a.add_argument("--db", default=None, help="audit file (default: CXR_STATE_DIR/audit.sqlite3)")
+    a.add_argument("--db", default=None, help="database URL or SQLite file holding the trail (default: CXR_DATABASE_URL, "
+                   "else CXR_STATE_DIR/jobs.sqlite3; a server's own audit.sqlite3 while it is not yet copied in)")
     d = sub.add_parser("db", help="'upgrade' applies the schema migrations to CXR_DATABASE_URL (or the SQLite "
                        "default); 'current' prints its revision")
     d.add_argument("action", choices=["upgrade", "current"])
@@ -276,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
-                "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity, "audit": _cmd_audit,
+                "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity, "audit": cmd_audit,
                 "db": cmd_db, "worker": cmd_worker}
     try:
         return handlers[args.command](args)

@@ -1,4 +1,4 @@
-"""`cxr worker` and `cxr db`: the commands of a deployment with a shared database (lazy imports, like the rest of
+"""`cxr worker`, `cxr db` and `cxr audit verify`: the commands of a deployment with a shared database (lazy imports, like the rest of
 the CLI)."""
 
 from __future__ import annotations
@@ -36,3 +36,31 @@ def cmd_db(args: argparse.Namespace) -> int:
         engine.dispose()
     print(json.dumps({"database": redacted(engine.url), "revision": after, "before": before, "head": head()}))
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from app.audit.store import LEGACY_FILE
+    from app.audit.verify import readonly_engine, verify_chain
+    from app.core.config import Settings
+    from app.db.engine import database_url, redacted
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    settings = Settings()
+    legacy = settings.state_dir / LEGACY_FILE
+    target = args.db or (str(legacy) if legacy.is_file() else database_url(settings))  # not yet copied in: the file
+    shown = redacted(target) if "://" in str(target) else str(target)
+    try:
+        engine = readonly_engine(target)
+        try:
+            report = verify_chain(engine)
+        finally:
+            engine.dispose()
+    except FileNotFoundError as exc:
+        print(f"cxr audit: error: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"cxr audit: error: cannot read {shown}: {str(getattr(exc, 'orig', None) or exc).strip()}", file=sys.stderr)
+        return 2
+    print(report.model_dump_json())
+    return 0 if report.ok else 1

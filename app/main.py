@@ -17,7 +17,7 @@ from app.console.routes import router as console_router
 from app.audit.http_records import record_request
 from app.audit.inputs import InputKeeper
 from app.audit.monitoring import refresh_loop
-from app.audit.store import AuditStore
+from app.audit.store import LEGACY_FILE as AUDIT_LEGACY_FILE, AuditStore
 from app.audit.trail import AuditTrail, audit_retention, load_salt
 from app.core.aio import cancel_and_wait
 from app.core.allocator import malloc_tuned
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             results = ResultStore(settings.state_dir / "dicom", engine, owner=runner_name(settings))
             audit_store = None
             if settings.audit == "on":
-                audit_store = AuditStore(settings.state_dir / "audit.sqlite3")
+                audit_store = AuditStore(engine, legacy=settings.state_dir / AUDIT_LEGACY_FILE)
                 services.audit = AuditTrail(audit_store, load_salt(settings.state_dir))
             if settings.keep_inputs_days:
                 services.inputs = InputKeeper(settings.state_dir / "inputs", settings.keep_inputs_days)

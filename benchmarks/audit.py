@@ -10,7 +10,7 @@ Prints ONE JSON line:
 - ``trail``: a generated trail of ``--records`` records (chained as the store chains them, 1 in 200 a
   refusal, 3 model versions, random input hashes), then GET /audit page times (100 records) for
   filters on outcome, model, input hash and a one-hour time window, through the real route (TestClient),
-  median of 20 after warm-up, and `cxr audit verify` over the whole file.
+  median of 20 after warm-up, and `cxr audit verify` over the whole trail.
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ sys.path.insert(0, str(ROOT))
 
 from app.audit.record import GENESIS, AuditKind, AuditOutcome, canonical  # noqa: E402
 from app.audit.store import AuditStore  # noqa: E402
-from app.audit.verify import verify_chain  # noqa: E402
+from app.audit.verify import readonly_engine, verify_chain  # noqa: E402
+from app.db.engine import DEFAULT_FILE, make_engine  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 from tests.live_server import start_server, wait_ready  # noqa: E402
 from tests.synth import encode, radiograph  # noqa: E402
 
 
 def append_cost(folder: Path) -> dict[str, float]:
-    store = AuditStore(folder / "append.sqlite3")
+    store = AuditStore(make_engine(f"sqlite:///{folder / 'append.sqlite3'}"))
     times = []
     for i in range(5000):
         t = time.perf_counter()
@@ -53,7 +54,7 @@ def append_cost(folder: Path) -> dict[str, float]:
                       "integrity": {"accepted": True, "code": "accepted", "score": 0.99},
                       "p_pneumonia": 0.7312, "label": "PNEUMONIA", "threshold": 0.45})
         times.append((time.perf_counter() - t) * 1000)
-    store.close()
+    store.engine.dispose()
     blob = os.urandom(1_048_576)
     return {"append_p50_ms": round(statistics.median(times), 4),
             "append_p99_ms": round(float(np.percentile(times, 99)), 4),
@@ -92,8 +93,7 @@ def generate(path: Path, n: int) -> None:
     rng = np.random.default_rng(0)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     models = [("efficientnet_lite0_soup", "1.0.0"), ("efficientnet_lite0_soup", "1.1.0"), ("resnet18", "1.0.1")]
-    store = AuditStore(path)  # creates the schema and triggers
-    store.close()
+    AuditStore(make_engine(f"sqlite:///{path}")).engine.dispose()  # creates the schema and triggers
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA synchronous=OFF")
     prev, rows = GENESIS, []
@@ -132,9 +132,9 @@ def trail_queries(folder: Path, n: int) -> dict[str, object]:
     state = folder / "state"
     state.mkdir()
     t0 = time.perf_counter()
-    generate(state / "audit.sqlite3", n)
+    generate(state / DEFAULT_FILE, n)  # the trail lives in the service's database (SQLite by default)
     generated_s = time.perf_counter() - t0
-    db = sqlite3.connect(state / "audit.sqlite3")
+    db = sqlite3.connect(state / DEFAULT_FILE)
     some_hash = db.execute("SELECT input_sha256 FROM audit WHERE seq = ?", (n // 2,)).fetchone()[0]
     db.close()
     settings = Settings(state_dir=state, auth="off", rate_limit_per_min=0, log_json=False)
@@ -145,7 +145,7 @@ def trail_queries(folder: Path, n: int) -> dict[str, object]:
                "one hour window": {"since": "2026-06-01T00:00:00Z", "until": "2026-06-01T01:00:00Z"},
                "late cursor, no filter": {"cursor": n - 150}}
     out: dict[str, object] = {"records": n, "generated_s": round(generated_s, 1),
-                              "file_mb": round((state / "audit.sqlite3").stat().st_size / 1e6, 1)}
+                              "file_mb": round((state / DEFAULT_FILE).stat().st_size / 1e6, 1)}
     with TestClient(create_app(settings, configure_logs=False)) as c:
         for label, params in queries.items():
             def get() -> None:
@@ -153,7 +153,7 @@ def trail_queries(folder: Path, n: int) -> dict[str, object]:
                 r.raise_for_status()
             out[f"page_ms {label}"] = median_ms(get, reps=20, warmup=3)
     t0 = time.perf_counter()
-    report = verify_chain(state / "audit.sqlite3")
+    report = verify_chain(readonly_engine(state / DEFAULT_FILE))
     out["verify_s"] = round(time.perf_counter() - t0, 1)
     out["verify_ok"] = report.ok and report.records == n + 0
     return out

@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 
 from app.audit.record import AuditKind, AuditOutcome
 from app.audit.store import AuditFilter, AuditStore
-from app.audit.verify import verify_chain
+from app.audit.verify import readonly_engine, verify_chain as verify_engine
+from app.db.engine import make_engine
 from app.core.config import Settings
 from app.main import create_app
 from tests.synth import chest_like, dicom_bytes, encode
@@ -27,6 +28,19 @@ from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = encode(chest_like(120, 100, seed=5))
+
+
+def open_store(path: Path) -> AuditStore:
+    """The trail in a SQLite database file (the default backend; PostgreSQL: tests/test_audit_database.py)."""
+    return AuditStore(make_engine(f"sqlite:///{path}"))
+
+
+def verify_chain(path: Path):  # type: ignore[no-untyped-def]
+    engine = readonly_engine(path)
+    try:
+        return verify_engine(engine)
+    finally:
+        engine.dispose()
 
 
 def _fill(store: AuditStore, n: int, *, time: str | None = None) -> None:
@@ -46,16 +60,16 @@ def _tamper(path: Path, sql: str, *args: object) -> None:
 
 @pytest.fixture()
 def trail(tmp_path: Path) -> Path:
-    store = AuditStore(tmp_path / "audit.sqlite3")
+    store = open_store(tmp_path / "db.sqlite3")
     _fill(store, 6)
-    store.close()
-    return tmp_path / "audit.sqlite3"
+    store.engine.dispose()
+    return tmp_path / "db.sqlite3"
 
 
 def test_an_intact_chain_verifies_and_reopening_continues_it(trail):
     report = verify_chain(trail)
     assert report.ok and report.records == 6 and (report.first_seq, report.last_seq) == (1, 6)
-    store = AuditStore(trail)
+    store = open_store(trail)
     assert store.head == (6, report.head_hash)
     record = store.append({"kind": AuditKind.predict, "outcome": AuditOutcome.rejected, "status": 415})
     assert record.seq == 7 and record.prev_hash == report.head_hash
@@ -100,7 +114,7 @@ def test_a_reordered_or_rehashed_record_breaks_the_chain_after_it(trail):
 
 
 def test_retention_removes_a_prefix_and_what_remains_still_verifies(tmp_path):
-    store = AuditStore(tmp_path / "a.sqlite3")
+    store = open_store(tmp_path / "a.sqlite3")
     _fill(store, 5, time="2020-01-01T00:00:00.000Z")
     _fill(store, 3)
     record = store.prune("2021-01-01T00:00:00.000Z")
@@ -127,19 +141,23 @@ def test_cxr_audit_verify_exit_codes(trail):
     assert missing.returncode == 2 and "no audit trail at" in missing.stderr
 
 
+APPENDER = ("import sys\nfrom app.audit.record import AuditKind, AuditOutcome\nfrom app.audit.store import AuditStore\n"
+            "from app.db.engine import make_engine\ns = AuditStore(make_engine(sys.argv[1]))\n"
+            "for _ in range(int(sys.argv[2])):\n    s.append({'kind': AuditKind.predict, 'outcome': AuditOutcome.screened})\n")
 _WRITER = """
 import sys
 from app.audit.record import AuditKind, AuditOutcome
 from app.audit.store import AuditStore
-store = AuditStore(sys.argv[1])
+from app.db.engine import make_engine
+store = AuditStore(make_engine(sys.argv[1]))
 while True:
     store.append({"kind": AuditKind.predict, "outcome": AuditOutcome.screened, "detail": "x" * 2000})
 """
 
 
 def test_a_writer_killed_mid_write_leaves_a_verifiable_chain(tmp_path):
-    path = tmp_path / "audit.sqlite3"
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], cwd=ROOT)
+    path = tmp_path / "db.sqlite3"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, f"sqlite:///{path}"], cwd=ROOT)
     try:
         def count() -> int:
             try:
@@ -153,7 +171,7 @@ def test_a_writer_killed_mid_write_leaves_a_verifiable_chain(tmp_path):
         proc.wait()
     report = verify_chain(path)
     assert report.ok and report.records >= 300
-    store = AuditStore(path)  # and the next writer continues the chain
+    store = open_store(path)  # and the next writer continues the chain
     store.append({"kind": AuditKind.predict, "outcome": AuditOutcome.screened})
     store.close()
     assert verify_chain(path).ok
@@ -235,11 +253,12 @@ def test_audit_off_records_nothing_and_says_so(settings):
         assert c.post("/predict", files={"file": ("a.png", PNG)}).status_code == 200
         r = c.get("/audit")
         assert r.status_code == 409 and "CXR_AUDIT=off" in r.json()["detail"]
-    assert not (settings.state_dir / "audit.sqlite3").exists()
+    with sqlite3.connect(settings.state_dir / "jobs.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
 
 
 def test_the_store_filter_by_kind(tmp_path):
-    store = AuditStore(tmp_path / "a.sqlite3")
+    store = open_store(tmp_path / "a.sqlite3")
     _fill(store, 2)
     store.append({"kind": AuditKind.delivery, "outcome": AuditOutcome.delivered, "result_id": "0123456789abcdef"})
     assert [r.seq for r in store.page(AuditFilter(kind=AuditKind.delivery))] == [3]
@@ -294,11 +313,9 @@ def test_bad_feedback_is_refused_with_a_reason(client, body, status, detail):
 
 
 def test_two_processes_appending_to_one_file_build_one_chain(tmp_path):
-    path = tmp_path / "audit.sqlite3"
-    script = ("import sys\nfrom app.audit.record import AuditKind, AuditOutcome\nfrom app.audit.store import AuditStore\n"
-              "s = AuditStore(sys.argv[1])\nfor _ in range(200):\n"
-              "    s.append({'kind': AuditKind.predict, 'outcome': AuditOutcome.screened})\n")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=ROOT) for _ in range(2)]
+    path = tmp_path / "db.sqlite3"
+    open_store(path).engine.dispose()  # the schema first, as a server's start makes it
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, f"sqlite:///{path}", "200"], cwd=ROOT) for _ in range(2)]
     assert [p.wait(120) for p in procs] == [0, 0]
     report = verify_chain(path)
     assert report.ok and report.records == 400 and report.last_seq == 400

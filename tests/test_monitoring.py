@@ -10,6 +10,7 @@ import pytest
 from app.audit.monitoring import MIN_CASES, monitor, parse_window
 from app.audit.record import AuditKind, AuditOutcome
 from app.audit.store import AuditStore
+from app.db.engine import make_engine
 from app.errors import BadRequest
 from models.card import ScoreReference
 from models.metrics import population_stability_index, wilson_interval
@@ -36,9 +37,9 @@ def _refuse(store: AuditStore, code: str, *, version: str = "1.1.0") -> None:
 
 @pytest.fixture()
 def store(tmp_path):
-    s = AuditStore(tmp_path / "audit.sqlite3")
+    s = AuditStore(make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}"))
     yield s
-    s.close()
+    s.engine.dispose()
 
 
 def _card(tmp_path, reference=REFERENCE):

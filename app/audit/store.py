@@ -1,56 +1,38 @@
-"""The audit store: SQLite (WAL), append-only, each record chained to the one before.
+"""The audit store: tables ``audit`` and ``feedback`` in the service's database (app/db: SQLite by default,
+PostgreSQL for replicas), append-only, each record chained to the one before.
 
-UPDATE and DELETE are refused by triggers; the only removal is retention (``prune``), which deletes
-a prefix of the chain and appends a ``retention`` record naming the last removed record's hash, so
-what remains still verifies. Each append reads the chain's head and inserts in one write transaction
-(serialised by SQLite, across processes too), so a crash loses at most the record being written.
+UPDATE and DELETE are refused by triggers (migration 0004); the only removal is retention (``prune``),
+which deletes a prefix of the chain and appends, in the same transaction, a ``retention`` record naming
+the last removed record's hash, so what remains still verifies. An append reads the chain's head and
+inserts under one lock held to its commit — SQLite's write lock (BEGIN IMMEDIATE), PostgreSQL's
+transaction advisory lock — so any number of threads, processes and replicas build one chain, and a
+crash loses at most the record being written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.audit.record import GENESIS, AuditKind, AuditOutcome, AuditRecord, audit_time, canonical
-from app.core.sqlite import open_wal
+from sqlalchemy import Connection, Engine, ColumnElement, and_, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-_GUARDS = """
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-"""
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    time TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    model TEXT,
-    input_sha256 TEXT,
-    body TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
-CREATE INDEX IF NOT EXISTS audit_outcome ON audit (outcome, seq);
-CREATE INDEX IF NOT EXISTS audit_model ON audit (model, seq);
-CREATE INDEX IF NOT EXISTS audit_input ON audit (input_sha256, seq);
-CREATE TABLE IF NOT EXISTS feedback (
-    record_seq INTEGER NOT NULL,
-    reader TEXT NOT NULL,
-    label TEXT NOT NULL,
-    comment TEXT,
-    time TEXT NOT NULL,
-    audit_seq INTEGER NOT NULL,
-    PRIMARY KEY (record_seq, reader)
-);
-""" + _GUARDS
+from app.audit.record import GENESIS, AuditKind, AuditOutcome, AuditRecord, audit_time, canonical
+from app.db.migrate import ensure_schema
+from app.db.schema import audit, feedback
+
+log = logging.getLogger(__name__)
+CHAIN_LOCK = 0x63787261  # PostgreSQL advisory lock key of the chain's head ("cxra")
+LEGACY_FILE = "audit.sqlite3"  # the per-server trail before the shared database: its chain is copied in once
+_NO_DELETE = ("CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+              "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END")
 
 
 @dataclass(frozen=True)
@@ -63,118 +45,113 @@ class AuditFilter:
     kind: AuditKind | None = None
 
 
-def _record(row: sqlite3.Row) -> AuditRecord:
-    return AuditRecord(**json.loads(row["body"]), hash=row["hash"])
+def _record(body: str, digest: str) -> AuditRecord:
+    return AuditRecord(**json.loads(body), hash=digest)
+
+
+def _lock_chain(conn: Connection) -> None:
+    """Start the connection's transaction holding the chain: no other writer reads the head until commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _head(conn: Connection) -> tuple[int, str]:
+    last = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
+    return (int(last[0]), str(last[1])) if last else (0, GENESIS)
 
 
 class AuditStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = open_wal(self.path, SCHEMA)
+    def __init__(self, engine: Engine, *, legacy: Path | None = None) -> None:
+        self.engine = engine
+        ensure_schema(engine)
+        if legacy is not None:
+            adopt_legacy(engine, Path(legacy))
 
     def close(self) -> None:
-        self._db.close()
+        """The engine belongs to whoever made it (the server disposes of it)."""
 
     @property
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the newest record: write it down elsewhere to detect a rewritten chain."""
-        with self._lock:
-            last = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return (int(last["seq"]), str(last["hash"])) if last else (0, GENESIS)
+        with self.engine.connect() as conn:
+            return _head(conn)
 
     def append(self, fields: dict[str, Any]) -> AuditRecord:
-        """Chain and store one record (``fields``: AuditRecord fields other than seq, prev_hash, hash).
-        The head is read inside the write transaction, so several processes sharing the file still
-        build one chain."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        """Chain and store one record (``fields``: AuditRecord fields other than seq, prev_hash, hash)."""
+        with self.engine.connect() as conn:
+            _lock_chain(conn)
             try:
-                last = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (int(last["seq"]), str(last["hash"])) if last else (0, GENESIS)
-                body = {k: v for k, v in fields.items() if v is not None}
-                body.setdefault("time", audit_time())
-                body.update(seq=seq + 1, prev_hash=prev)
-                record = AuditRecord(**body, hash="0" * 64)  # validates before anything is written
-                text = canonical(record.model_dump(mode="json", exclude={"hash"}, exclude_none=True))
-                digest = _sha256(text)
-                model = f"{record.model.name}@{record.model.version}" if record.model else None
-                self._db.execute(
-                    "INSERT INTO audit (seq, time, kind, outcome, model, input_sha256, body, hash) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    (record.seq, record.time, record.kind.value, record.outcome.value, model,
-                     record.input.sha256 if record.input else None, text, digest))
-                self._db.execute("COMMIT")
+                record = _append(conn, fields)
+                conn.commit()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                conn.rollback()
                 raise
-            return record.model_copy(update={"hash": digest})
+        return record
 
     def get(self, seq: int) -> AuditRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT body, hash FROM audit WHERE seq = ?", (seq,)).fetchone()
-        return None if row is None else _record(row)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit.c.body, audit.c.hash).where(audit.c.seq == seq)).first()
+        return None if row is None else _record(*row)
 
     def latest_screening(self, input_sha256: str) -> AuditRecord | None:
         """The newest screened record of these input bytes."""
-        with self._lock:
-            row = self._db.execute("SELECT body, hash FROM audit WHERE input_sha256 = ? AND outcome = 'screened' "
-                                   "ORDER BY seq DESC LIMIT 1", (input_sha256,)).fetchone()
-        return None if row is None else _record(row)
+        query = (select(audit.c.body, audit.c.hash)
+                 .where(audit.c.input_sha256 == input_sha256, audit.c.outcome == AuditOutcome.screened.value)
+                 .order_by(audit.c.seq.desc()).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _record(*row)
 
     def save_feedback(self, record_seq: int, reader: str, label: str, comment: str | None, audit_seq: int) -> bool:
         """The reader's current verdict on a record (a later one replaces it); True when it replaced one."""
-        with self._lock:
-            replaced = self._db.execute("SELECT 1 FROM feedback WHERE record_seq = ? AND reader = ?",
-                                        (record_seq, reader)).fetchone() is not None
-            self._db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
-                             (record_seq, reader, label, comment, audit_time(), audit_seq))
+        values = {"record_seq": record_seq, "reader": reader, "label": label, "comment": comment,
+                  "time": audit_time(), "audit_seq": audit_seq}
+        with self.engine.begin() as conn:
+            replaced = conn.execute(select(feedback.c.record_seq).where(
+                feedback.c.record_seq == record_seq, feedback.c.reader == reader)).first() is not None
+            upsert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(feedback).values(**values)
+            conn.execute(upsert.on_conflict_do_update(
+                index_elements=["record_seq", "reader"],
+                set_={k: upsert.excluded[k] for k in ("label", "comment", "time", "audit_seq")}))
         return replaced
 
     def feedback_cases(self, since: str | None, until: str | None, *, model: str | None = None
                        ) -> list[tuple[int, str, str, str | None, str | None]]:
         """(record_seq, reader, label, input_sha256, model name@version) of the current verdicts on records
         in [since, until), of ``model`` (name or name@version) when given."""
-        where, args = ["a.time >= ?", "a.time < ?"], [since or "", until or "9999"]
+        where = [audit.c.time >= (since or ""), audit.c.time < (until or "9999")]
         if model:
-            clause, more = _model_clause(model, column="a.model")
-            where.append(clause)
-            args += more
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT f.record_seq, f.reader, f.label, a.input_sha256, a.model FROM feedback f JOIN audit a "
-                f"ON a.seq = f.record_seq WHERE {' AND '.join(where)} ORDER BY f.record_seq", args).fetchall()
+            where.append(_model_clause(model))
+        query = (select(feedback.c.record_seq, feedback.c.reader, feedback.c.label, audit.c.input_sha256, audit.c.model)
+                 .join(audit, audit.c.seq == feedback.c.record_seq).where(*where).order_by(feedback.c.record_seq))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [(int(r[0]), str(r[1]), str(r[2]), r[3], r[4]) for r in rows]
 
     def page(self, flt: AuditFilter, *, after: int = 0, limit: int = 100) -> list[AuditRecord]:
         """Records matching ``flt`` with seq > ``after``, oldest first (cursor pagination by seq)."""
-        where, args = ["seq > ?"], [after]
+        where: list[ColumnElement[bool]] = [audit.c.seq > after]
         if flt.since:
-            where.append("time >= ?")
-            args.append(flt.since)
+            where.append(audit.c.time >= flt.since)
         if flt.until:
-            where.append("time < ?")
-            args.append(flt.until)
+            where.append(audit.c.time < flt.until)
         if flt.model:
-            clause, more = _model_clause(flt.model)
-            where.append(clause)
-            args += more
+            where.append(_model_clause(flt.model))
         if flt.outcome:
-            where.append("outcome = ?")
-            args.append(flt.outcome.value)
+            where.append(audit.c.outcome == flt.outcome.value)
         if flt.kind:
-            where.append("kind = ?")
-            args.append(flt.kind.value)
+            where.append(audit.c.kind == flt.kind.value)
         if flt.input_sha256:
-            where.append("input_sha256 = ?")
-            args.append(flt.input_sha256)
-        # the limit is written into the SQL (an int): bound as a parameter, SQLite plans for an unknown
-        # limit and walks the whole table in seq order instead of using the filter's index
-        sql = f"SELECT body, hash FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT {int(limit)}"
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [_record(r) for r in rows]
+            where.append(audit.c.input_sha256 == flt.input_sha256)
+        # the limit is written into the SQL (literal_execute): bound as a parameter, SQLite plans for an
+        # unknown limit and walks the whole table in seq order instead of using the filter's index
+        query = (select(audit.c.body, audit.c.hash).where(and_(*where)).order_by(audit.c.seq)
+                 .limit(int(limit)).execution_options(literal_execute=True))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [_record(*r) for r in rows]
 
     def iterate(self, flt: AuditFilter, *, chunk: int = 1000) -> Iterator[AuditRecord]:
         after = 0
@@ -186,37 +163,99 @@ class AuditStore:
             after = rows[-1].seq
 
     def prune(self, cutoff: str) -> AuditRecord | None:
-        """Remove every record older than ``cutoff`` (ISO UTC) except the newest, then append a
-        ``retention`` record saying what went and which hash the remaining chain continues from."""
-        with self._lock:
-            newest = self._db.execute("SELECT MAX(seq) FROM audit").fetchone()[0] or 0
-            row = self._db.execute("SELECT seq, hash FROM audit WHERE time < ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-                                   (cutoff, newest)).fetchone()
-            if row is None:
-                return None
-            through, anchor = int(row["seq"]), str(row["hash"])
-            first = self._db.execute("SELECT MIN(seq) FROM audit").fetchone()[0]
-            self._db.execute("BEGIN IMMEDIATE")
+        """Remove every record older than ``cutoff`` (ISO UTC) except the newest, and append a ``retention``
+        record saying what went and which hash the remaining chain continues from: one transaction."""
+        with self.engine.connect() as conn:
+            _lock_chain(conn)
             try:
-                self._db.execute("DROP TRIGGER audit_no_delete")
-                removed = self._db.execute("DELETE FROM audit WHERE seq <= ?", (through,)).rowcount
-                self._db.execute("CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
-                                 "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END")
-                self._db.execute("COMMIT")
+                newest = conn.execute(select(func.max(audit.c.seq))).scalar() or 0
+                row = conn.execute(select(audit.c.seq, audit.c.hash)
+                                   .where(audit.c.time < cutoff, audit.c.seq < newest)
+                                   .order_by(audit.c.seq.desc()).limit(1)).first()
+                if row is None:
+                    conn.rollback()
+                    return None
+                through, anchor = int(row[0]), str(row[1])
+                first = conn.execute(select(func.min(audit.c.seq))).scalar()
+                removed = _delete_through(conn, through)
+                record = _append(conn, {
+                    "kind": AuditKind.retention, "outcome": AuditOutcome.pruned,
+                    "detail": f"records {first}..{through} older than {cutoff} removed by the retention policy",
+                    "extra": {"removed_from": first, "removed_through": through, "removed": removed,
+                              "anchor_hash": anchor}})
+                conn.commit()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                conn.rollback()
                 raise
-        return self.append({"kind": AuditKind.retention, "outcome": AuditOutcome.pruned,
-                            "detail": f"records {first}..{through} older than {cutoff} removed by the retention policy",
-                            "extra": {"removed_from": first, "removed_through": through, "removed": removed,
-                                      "anchor_hash": anchor}})
+        return record
 
 
-def _model_clause(model: str, *, column: str = "model") -> tuple[str, list[str]]:
-    """SQL matching a model given as name@version, or as a name (every version of it)."""
+def _append(conn: Connection, fields: dict[str, Any]) -> AuditRecord:
+    """Chain one record onto the head, inside the caller's locked transaction."""
+    seq, prev = _head(conn)
+    body = {k: v for k, v in fields.items() if v is not None}
+    body.setdefault("time", audit_time())
+    body.update(seq=seq + 1, prev_hash=prev)
+    record = AuditRecord(**body, hash="0" * 64)  # validates before anything is written
+    content = canonical(record.model_dump(mode="json", exclude={"hash"}, exclude_none=True))
+    digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
+    conn.execute(insert(audit).values(
+        seq=record.seq, time=record.time, kind=record.kind.value, outcome=record.outcome.value,
+        model=f"{record.model.name}@{record.model.version}" if record.model else None,
+        input_sha256=record.input.sha256 if record.input else None, body=content, hash=digest))
+    return record.model_copy(update={"hash": digest})
+
+
+def _delete_through(conn: Connection, through: int) -> int:
+    """Retention's one way past the append-only trigger, inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL cxr.audit_retention = 'on'")
+        return conn.execute(audit.delete().where(audit.c.seq <= through)).rowcount
+    conn.exec_driver_sql("DROP TRIGGER audit_no_delete")
+    removed = conn.execute(audit.delete().where(audit.c.seq <= through)).rowcount
+    conn.exec_driver_sql(_NO_DELETE)
+    return removed
+
+
+def adopt_legacy(engine: Engine, path: Path) -> int:
+    """Copy the chain of a server's own audit file (before the shared database) in once, byte for byte
+    (each record's text and hash as written, so it verifies as before), then rename the file
+    ``*.adopted``. Only into an empty trail: two chains cannot be joined, so a non-empty one leaves the
+    file where it is (``cxr audit verify --db FILE`` still checks it) and says so."""
+    if not path.is_file():
+        return 0
+    src = sqlite3.connect(path)  # not read-only: closing it folds its WAL back into the file before the rename
+    try:
+        tables = {name for (name,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = [dict(zip(("seq", "time", "kind", "outcome", "model", "input_sha256", "body", "hash"), r))
+                for r in src.execute("SELECT seq, time, kind, outcome, model, input_sha256, body, hash FROM audit")]
+        verdicts = [dict(zip(("record_seq", "reader", "label", "comment", "time", "audit_seq"), r))
+                    for r in src.execute("SELECT record_seq, reader, label, comment, time, audit_seq FROM feedback")
+                    ] if "feedback" in tables else []
+    finally:
+        src.close()
+    with engine.connect() as conn:
+        _lock_chain(conn)
+        try:
+            if _head(conn)[0]:
+                conn.rollback()
+                log.error("audit trail: %s holds %d records but the database's trail is not empty; left as it is "
+                          "(check it with `cxr audit verify --db %s`)", path, len(rows), path)
+                return 0
+            if rows:
+                conn.execute(insert(audit), rows)
+            if verdicts:
+                conn.execute(insert(feedback), verdicts)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    path.rename(path.with_name(path.name + ".adopted"))
+    log.info("audit trail: %d records and %d verdicts of %s copied into the database", len(rows), len(verdicts), path)
+    return len(rows)
+
+
+def _model_clause(model: str) -> ColumnElement[bool]:
+    """A model given as name@version, or as a name (every version of it)."""
     prefix = model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%"
-    return f"({column} = ? OR {column} LIKE ? ESCAPE '\\')", [model, prefix]
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return (audit.c.model == model) | audit.c.model.like(prefix, escape="\\")

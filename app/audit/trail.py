@@ -27,13 +27,24 @@ SALT_FILE = "audit_salt"
 
 def load_salt(state_dir: Path) -> bytes:
     """The trail's secret salt for DICOM UIDs: created once (0600) in the state directory and kept, so the
-    same instance always hashes the same way on this installation and nowhere else."""
+    same instance always hashes the same way on this installation and nowhere else. Replicas sharing the
+    directory share it: it is written aside and linked into place, so one of them creates it and every
+    other one reads that one, never a half-written file."""
     path = Path(state_dir) / SALT_FILE
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        draft = path.with_name(f".{SALT_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(draft, path)  # fails if another process linked its salt first: that one is kept
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return bytes.fromhex(path.read_text().strip())
 
 

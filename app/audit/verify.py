@@ -1,6 +1,7 @@
 """`cxr audit verify`: walk the chain and say where it breaks.
 
-Read-only (the file is opened with ``mode=ro``), so it can run beside the server. A record whose text
+Read-only (a SQLite file is opened with ``mode=ro``, PostgreSQL in read-only transactions), so it can
+run beside the servers. A record whose text
 was changed no longer matches its hash; a removed record leaves a gap in ``seq``; a reordered or
 replaced one no longer continues its predecessor's hash. Records removed by the retention policy
 are expected: the ``retention`` record names the hash the remaining chain continues from.
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
 
 from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, create_engine, func, inspect, select
+from sqlalchemy.engine import URL, make_url
 
 from app.audit.record import GENESIS
+from app.db.engine import make_engine, redacted
+from app.db.schema import audit
 
 
 class ChainBreak(BaseModel):
@@ -32,29 +36,48 @@ class VerifyReport(BaseModel):
     breaks: list[ChainBreak]
 
 
-def _anchor(db: sqlite3.Connection, first_seq: int) -> str | None:
+def readonly_engine(db: str | URL) -> Engine:
+    """An engine that cannot write: a SQLite file opened ``mode=ro``, a PostgreSQL session in read-only
+    transactions. ``db``: a database URL or the path of a SQLite file (a server's audit.sqlite3 before
+    the shared database, an ``*.adopted`` copy)."""
+    url = make_url(db) if "://" in str(db) else URL.create("sqlite", database=str(db))
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if not path.is_file():
+            raise FileNotFoundError(f"no audit trail at {path}")
+        return create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+    engine = make_engine(url)
+    return engine.execution_options(postgresql_readonly=True)
+
+
+def _anchor(conn: Connection, first_seq: int) -> str | None:
     """The hash the chain continues from when records 1..first_seq-1 were removed by retention."""
     if first_seq == 1:
         return GENESIS
-    for (body,) in db.execute("SELECT body FROM audit WHERE kind = 'retention' ORDER BY seq DESC"):
+    query = select(audit.c.body).where(audit.c.kind == "retention").order_by(audit.c.seq.desc())
+    for (body,) in conn.execute(query):
         extra = json.loads(body).get("extra") or {}
         if extra.get("removed_through") == first_seq - 1:
             return str(extra.get("anchor_hash"))
     return None
 
 
-def verify_chain(path: Path, *, max_breaks: int = 20) -> VerifyReport:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no audit trail at {path}")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+def verify_chain(engine: Engine, *, max_breaks: int = 20) -> VerifyReport:
+    """Walk the whole trail in seq order (streamed, a chunk at a time)."""
+    if not inspect(engine).has_table("audit"):
+        raise FileNotFoundError(f"no audit trail in {redacted(engine.url)}")
+    with engine.connect() as conn:
         breaks: list[ChainBreak] = []
-        count, first, prev_seq, expected, head = 0, None, None, None, None
-        rows = db.execute("SELECT seq, time, kind, outcome, body, hash FROM audit ORDER BY seq")
+        count, first, prev_seq, head = 0, None, None, None
+        lowest = conn.execute(select(func.min(audit.c.seq))).scalar()
+        expected = None if lowest is None else _anchor(conn, int(lowest))
+        query = select(audit.c.seq, audit.c.time, audit.c.kind, audit.c.outcome, audit.c.body, audit.c.hash
+                       ).order_by(audit.c.seq)
+        rows = conn.execution_options(yield_per=2000).execute(query)
         for seq, time_, kind, outcome, body, digest in rows:
             count += 1
             if first is None:
-                first, expected = seq, _anchor(db, seq)
+                first = seq
                 if expected is None:
                     breaks.append(ChainBreak(seq=seq, problem=f"records 1..{seq - 1} are missing and no retention "
                                                               "record says they were removed"))
@@ -75,7 +98,6 @@ def verify_chain(path: Path, *, max_breaks: int = 20) -> VerifyReport:
             prev_seq, expected, head = seq, digest, digest
             if len(breaks) >= max_breaks:
                 break
-        return VerifyReport(ok=not breaks, records=count, first_seq=first, last_seq=prev_seq, head_hash=head,
-                            breaks=breaks)
-    finally:
-        db.close()
+        rows.close()
+    return VerifyReport(ok=not breaks, records=count, first_seq=first, last_seq=prev_seq, head_hash=head,
+                        breaks=breaks)

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     train_nice: int = Field(19, ge=0, le=19, description="CPU niceness of training workers (19: lowest priority)")
     train_queue_size: int = Field(4, ge=1, le=100, description="queued + running jobs before POST /train answers 429")
     min_images_per_class: int = Field(20, ge=1, description="422 for a training dataset with fewer")
-    audit: Literal["on", "off"] = Field("on", description="the audit trail (CXR_STATE_DIR/audit.sqlite3): one "
+    audit: Literal["on", "off"] = Field("on", description="the audit trail (tables in the database, see CXR_DATABASE_URL): one "
                                         "hash-chained record per screening, refusal, error and delivery")
     audit_retention_days: float | None = Field(None, gt=0, description="remove audit records older than this "
                                                "(whole prefix of the chain, itself recorded); unset: keep all")

@@ -1,13 +1,13 @@
 """Per-request id, access log line, security headers and HTTP metrics (pure ASGI, no body buffering).
-``on_finish(scope, status, seconds)`` is told about every finished request (the audit trail's hook),
-while the request id is still set."""
+``on_finish(scope, status, seconds)`` is awaited for every finished request (the audit trail's hook),
+after the answer is sent and while the request id is still set."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +26,7 @@ SECURITY_HEADERS = [
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics,
-                 on_finish: Callable[[Scope, int, float], None] | None = None) -> None:
+                 on_finish: Callable[[Scope, int, float], Awaitable[None]] | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.on_finish = on_finish
@@ -64,5 +64,5 @@ class RequestContextMiddleware:
             log.info("%s %s %d", method, path, status, extra={"method": method, "path": path, "status": status,
                                                                 "duration_ms": round(elapsed * 1000, 2)})
             if self.on_finish is not None:
-                self.on_finish(scope, status, elapsed)
+                await self.on_finish(scope, status, elapsed)
             request_id.reset(token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -74,4 +74,33 @@ results = Table(
     Index("results_study", "study_uid"),
     Index("results_source", "source_sop_instance_uid"),
     Index("results_delivery", "delivery", "next_attempt_at"),
+)
+
+# the audit trail: append-only (triggers refuse UPDATE and DELETE; retention alone removes a prefix), each
+# record's canonical JSON in ``body`` chained by SHA-256 to the one before (app/audit/store.py)
+audit = Table(
+    "audit", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("time", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("model", Text),
+    Column("input_sha256", String(64)),
+    Column("body", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("audit_time", "time"),
+    Index("audit_outcome", "outcome", "seq"),
+    Index("audit_model", "model", "seq"),
+    Index("audit_input", "input_sha256", "seq"),
+)
+
+# each reader's current verdict on a screened record (every verdict is also appended to the trail)
+feedback = Table(
+    "feedback", metadata,
+    Column("record_seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("reader", Text, primary_key=True),
+    Column("label", String(32), nullable=False),
+    Column("comment", Text),
+    Column("time", String(40), nullable=False),
+    Column("audit_seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
 )

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+from functools import partial
 from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -96,9 +97,10 @@ class Delivery:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 60.0))
 
-    def _audit(self, result_id: str, delivered: bool, attempts: int, detail: str | None) -> None:
-        if self.audit is not None:
-            self.audit.delivery(result_id, delivered=delivered, attempts=attempts, detail=detail, target=self.target)
+    async def _audit(self, result_id: str, delivered: bool, attempts: int, detail: str | None) -> None:
+        if self.audit is not None:  # a database round trip: off the event loop
+            await run_in_threadpool(partial(self.audit.delivery, result_id, delivered=delivered, attempts=attempts,
+                                            detail=detail, target=self.target))
 
     async def deliver(self, row: dict) -> None:
         result_id = row["id"]
@@ -110,7 +112,7 @@ class Delivery:
         except OSError:
             self._update(result_id, delivery="failed", delivery_error="result files are missing from disk")
             counter.labels(where, "failed").inc()
-            self._audit(result_id, False, int(row[self.columns.attempts]), "result files are missing from disk")
+            await self._audit(result_id, False, int(row[self.columns.attempts]), "result files are missing from disk")
             return
         outcome = await self.client.send(payloads)
         attempts = int(row[self.columns.attempts]) + 1
@@ -118,14 +120,14 @@ class Delivery:
             self._update(result_id, delivery="delivered", attempts=attempts, delivered_at=time.time(),
                          delivery_error=None, next_attempt_at=None)
             counter.labels(where, "delivered").inc()
-            self._audit(result_id, True, attempts, None)
+            await self._audit(result_id, True, attempts, None)
             log.info("%s: result %s delivered (attempt %d)", where.upper(), result_id, attempts)
             return
         if attempts >= self.settings.pacs_max_attempts:
             self._update(result_id, delivery="failed", attempts=attempts, delivery_error=outcome.detail,
                          next_attempt_at=None)
             counter.labels(where, "failed").inc()
-            self._audit(result_id, False, attempts, outcome.detail)
+            await self._audit(result_id, False, attempts, outcome.detail)
             log.error("%s: result %s NOT delivered after %d attempts: %s (POST /dicomweb/results/%s/deliver "
                       "retries it)", where.upper(), result_id, attempts, outcome.detail, result_id)
             return

@@ -186,7 +186,7 @@ class StowService:
             await run_in_threadpool(self._save, result_id, results)
         except CXRError as exc:  # unreadable pixels, attributes that cannot be copied: the instance's fault
             facts.detail = exc.detail
-            self._audit(result_id, AuditOutcome.error, facts)
+            await self._audit(result_id, AuditOutcome.error, facts)
             self.store.update(result_id, state="failed", error=exc.detail)
             self.metrics.dicom_instances.labels("failed").inc()
             path.unlink(missing_ok=True)
@@ -201,22 +201,22 @@ class StowService:
                               model=f"{f.model_name}@{f.model_version}", **uids, **self._delivery_states(results))
             if self.inputs is not None and facts.input_sha256:
                 await run_in_threadpool(self.inputs.keep, facts.input_sha256, data, facts.input_format)
-            self._audit(result_id, AuditOutcome.screened, facts)
+            await self._audit(result_id, AuditOutcome.screened, facts)
             self.metrics.dicom_instances.labels("done").inc()
             log.info("STOW-RS: result %s done (%s, %s)", result_id, f.label, f.priority.value)
         else:
             self.store.update(result_id, state="not_evaluated", error=f.reason, priority=f.priority.value,
                               model=f"{f.model_name}@{f.model_version}", **uids, **self._delivery_states(results))
-            self._audit(result_id, AuditOutcome.not_evaluated, facts)
+            await self._audit(result_id, AuditOutcome.not_evaluated, facts)
             self.metrics.dicom_instances.labels("not_evaluated").inc()
             log.info("STOW-RS: result %s not evaluated: %s", result_id, f.reason)
         path.unlink(missing_ok=True)
         for delivery in self.deliveries:
             delivery.wake()
 
-    def _audit(self, result_id: str, outcome: AuditOutcome, facts: ScreeningFacts) -> None:
-        if self.audit is not None:
-            self.audit.stow_instance(result_id, outcome, facts)
+    async def _audit(self, result_id: str, outcome: AuditOutcome, facts: ScreeningFacts) -> None:
+        if self.audit is not None:  # a database round trip: off the event loop
+            await run_in_threadpool(self.audit.stow_instance, result_id, outcome, facts)
 
     async def purge_expired(self) -> int:
         cutoff = time.time() - self.settings.dicom_retention_days * 86400

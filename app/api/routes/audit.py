@@ -69,7 +69,7 @@ FilterDep = Annotated[AuditFilter, Depends(audit_filter)]
 async def list_audit(trail: TrailDep, flt: FilterDep, cursor: int = Query(0, ge=0, le=2**62),
                      limit: int = Query(100, ge=1, le=1000)) -> AuditPage:
     records = await run_in_threadpool(trail.store.page, flt, after=cursor, limit=limit)
-    seq, digest = trail.store.head
+    seq, digest = await run_in_threadpool(lambda: trail.store.head)
     return AuditPage(records=records, next_cursor=records[-1].seq if len(records) == limit else None,
                      head=ChainHead(seq=seq, hash=digest))
 
