@@ -6,7 +6,8 @@ PostgreSQL costs a request against SQLite. Prints ONE JSON line.
 Needs Debian's postgresql and nginx (scripts/install_postgres.sh, scripts/install_nginx.sh); both run here
 on loopback. Every server serves the shipped default model with the integrity check on and the audit trail
 on (one database write per request), the image a real radiograph from ../shared/data as a 512² PNG
-(``chest_like`` without the data), heatmap off (the JSON answer a PACS router asks for).
+(``chest_like`` without the data), heatmap off (the JSON answer a PACS router asks for) and, in the
+``*_overlay`` rows, with the Grad-CAM overlay PNG in the answer (what a viewer asks for).
 
 - ``backend_overhead``: two single servers, one on SQLite and one on PostgreSQL, requests alternated
   between them one at a time: p50 of each and the difference (the issue's target: ≤ 2 ms); plus
@@ -102,7 +103,7 @@ def backend_overhead(pg_url: str, folder: Path, image: bytes, requests: int) -> 
             "audit_append_p50_ms_postgresql": append_p50(pg_url)}
 
 
-def load(url: str, image: bytes, clients: int, seconds: float) -> dict[str, float]:
+def load(url: str, image: bytes, clients: int, seconds: float, heatmap: str = "none") -> dict[str, float]:
     latencies: list[float] = []
     failures = [0]
     stop = time.monotonic() + seconds
@@ -112,7 +113,7 @@ def load(url: str, image: bytes, clients: int, seconds: float) -> dict[str, floa
             while time.monotonic() < stop:
                 t = time.perf_counter()
                 try:
-                    ok = c.post(f"{url}/predict", params={"heatmap": "none"},
+                    ok = c.post(f"{url}/predict", params={"heatmap": heatmap},
                                 files={"file": ("x.png", image)}).status_code == 200
                 except httpx.TransportError:
                     ok = False
@@ -143,7 +144,9 @@ def through_nginx(pg_url: str, folder: Path, image: bytes, clients: int, seconds
         try:
             with balancer([base for _, base in started]) as (lb, _):
                 load(lb, image, clients, 3)  # warm-up
-                out[f"{replicas}_replica{'s' if replicas > 1 else ''}"] = load(lb, image, clients, seconds)
+                label = f"{replicas}_replica{'s' if replicas > 1 else ''}"
+                out[label] = load(lb, image, clients, seconds)
+                out[f"{label}_overlay"] = load(lb, image, clients, seconds, heatmap="overlay")
         finally:
             _stop(started)
     return out

@@ -106,7 +106,7 @@ def to_schema(row: dict) -> DicomResult:
 @router.get("/results", response_model=DicomResultList, dependencies=[PredictRoleDep],
             responses={401: {"model": ErrorResponse}},
             summary="What was produced for a study (or the latest results) and whether the PACS has it")
-async def list_results(
+def list_results(
     results: ResultsDep,
     study_instance_uid: Annotated[str | None, Query(alias="StudyInstanceUID", pattern=UID_PATTERN, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -126,7 +126,7 @@ def _get(results: ResultStore, result_id: str) -> dict:
 
 @router.get("/results/{result_id}", response_model=DicomResult, dependencies=[PredictRoleDep],
             responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
-async def get_result(results: ResultsDep, result_id: ResultId) -> DicomResult:
+def get_result(results: ResultsDep, result_id: ResultId) -> DicomResult:
     return to_schema(_get(results, result_id))
 
 
@@ -136,7 +136,7 @@ async def get_result(results: ResultsDep, result_id: ResultId) -> DicomResult:
             summary="The objects produced for one radiograph (SR, PM, SC as configured; multipart/related; the SR "
                     "alone when not evaluated)")
 async def get_result_instances(results: ResultsDep, result_id: ResultId) -> Response:
-    row = _get(results, result_id)
+    row = await run_in_threadpool(_get, results, result_id)
     if row["state"] not in DELIVERABLE:
         raise ResultNotFound(f"result {result_id} is {row['state']}; instances exist once it is done")
     try:

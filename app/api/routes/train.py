@@ -43,29 +43,29 @@ async def create_train_job(body: TrainRequest, response: Response, jobs: JobsDep
     spec = JobSpec(**(body.model_dump() | {"base_model": base.name}), dataset_counts=counts, dataset_dir=str(folder),
                    base_model_dir=str(base.folder), threads=settings.train_threads, device=settings.train_device,
                    integrity_guard_dir=None if settings.integrity == "off" else str(settings.integrity_guard_dir))
-    job = jobs.submit(spec.model_dump())
+    job = await run_in_threadpool(jobs.submit, spec.model_dump())  # database round trips: off the event loop
     response.headers["Location"] = f"/train/{job['id']}"
     return public_job(job)
 
 
 @router.get("/train", response_model=JobList, summary="training jobs, newest first")
-async def list_train_jobs(jobs: JobsDep, limit: int = Query(20, ge=1, le=200),
+def list_train_jobs(jobs: JobsDep, limit: int = Query(20, ge=1, le=200),
                           offset: int = Query(0, ge=0, le=10**9)) -> JobList:
     rows, total = jobs.store.list(limit=limit, offset=offset)
     return JobList(jobs=[public_job(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/train/{job_id}", response_model=Job, responses=_ERRORS, summary="one job: state, progress, metrics")
-async def get_train_job(job_id: str, jobs: JobsDep) -> Job:
+def get_train_job(job_id: str, jobs: JobsDep) -> Job:
     return public_job(jobs.get(job_id))
 
 
 @router.delete("/train/{job_id}", response_model=Job, responses=_ERRORS, summary="cancel a queued or running job")
-async def cancel_train_job(job_id: str, jobs: JobsDep) -> Job:
+def cancel_train_job(job_id: str, jobs: JobsDep) -> Job:
     return public_job(jobs.cancel(job_id))
 
 
 @router.post("/train/{job_id}/resume", response_model=Job, status_code=202, responses=_ERRORS,
              summary="resume an interrupted job from its last epoch checkpoint")
-async def resume_train_job(job_id: str, jobs: JobsDep) -> Job:
+def resume_train_job(job_id: str, jobs: JobsDep) -> Job:
     return public_job(jobs.resume(job_id))
