@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start: set up, then run the whole test suite (slow tests included; about 4.5 minutes on 2 cores).
+# Quick start: set up, then run the whole test suite (slow tests included; about 6 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
