@@ -1,5 +1,5 @@
-"""`cxr worker`, `cxr db` and `cxr audit verify`: the commands of a deployment with a shared database (lazy imports, like the rest of
-the CLI)."""
+"""`cxr worker`, `cxr db` and `cxr audit verify`: the commands of a deployment with a shared database
+(lazy imports, like the rest of the CLI)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"cxr audit: error: {exc}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
-        print(f"cxr audit: error: cannot read {shown}: {str(getattr(exc, 'orig', None) or exc).strip()}", file=sys.stderr)
+        reason = str(getattr(exc, "orig", None) or exc).strip()
+        print(f"cxr audit: error: cannot read {shown}: {reason}", file=sys.stderr)
         return 2
     print(report.model_dump_json())
     return 0 if report.ok else 1

@@ -130,7 +130,8 @@ def load(url: str, image: bytes, clients: int, seconds: float, heatmap: str = "n
         t.join()
     rps = len(latencies) / (time.monotonic() - t0)
     return {"requests_per_s": round(rps, 2), "per_core": round(rps / CORES, 2),
-            "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p95_ms": round(float(np.percentile(latencies, 95)), 1),
+            "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+            "p95_ms": round(float(np.percentile(latencies, 95)), 1),
             "failures": failures[0]}
 
 

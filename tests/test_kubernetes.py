@@ -118,7 +118,8 @@ def test_every_pod_shares_the_state_volume_and_the_database_and_workers_are_apar
             claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
             assert claims[mounts[config["CXR_STATE_DIR"]]] == "cxr-state"
             env = {e["name"]: e for e in container["env"]}
-            assert env["CXR_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "cxr-secrets", "key": "database-url"}
+            secret = env["CXR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+            assert secret == {"name": "cxr-secrets", "key": "database-url"}
             assert env["CXR_WORKER_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
         job = _one(r, "Job", "cxr-db-upgrade")["spec"]["template"]["spec"]["containers"][0]
         assert job["args"] == ["cxr", "db", "upgrade"]

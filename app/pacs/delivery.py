@@ -76,6 +76,10 @@ class Delivery:
                  "delivered_at": self.columns.delivered_at}
         self.store.update(result_id, **{names[k]: v for k, v in fields.items()})
 
+    async def _set(self, result_id: str, **fields: object) -> None:
+        """``_update`` off the event loop (a database round trip)."""
+        await run_in_threadpool(partial(self._update, result_id, **fields))
+
     def wake(self) -> None:
         """A result became due (new, or asked to be sent again)."""
         self._wake.set()
@@ -110,21 +114,21 @@ class Delivery:
         try:
             payloads = await run_in_threadpool(load, result_id)
         except OSError:
-            self._update(result_id, delivery="failed", delivery_error="result files are missing from disk")
+            await self._set(result_id, delivery="failed", delivery_error="result files are missing from disk")
             counter.labels(where, "failed").inc()
             await self._audit(result_id, False, int(row[self.columns.attempts]), "result files are missing from disk")
             return
         outcome = await self.client.send(payloads)
         attempts = int(row[self.columns.attempts]) + 1
         if outcome.ok:
-            self._update(result_id, delivery="delivered", attempts=attempts, delivered_at=time.time(),
+            await self._set(result_id, delivery="delivered", attempts=attempts, delivered_at=time.time(),
                          delivery_error=None, next_attempt_at=None)
             counter.labels(where, "delivered").inc()
             await self._audit(result_id, True, attempts, None)
             log.info("%s: result %s delivered (attempt %d)", where.upper(), result_id, attempts)
             return
         if attempts >= self.settings.pacs_max_attempts:
-            self._update(result_id, delivery="failed", attempts=attempts, delivery_error=outcome.detail,
+            await self._set(result_id, delivery="failed", attempts=attempts, delivery_error=outcome.detail,
                          next_attempt_at=None)
             counter.labels(where, "failed").inc()
             await self._audit(result_id, False, attempts, outcome.detail)
@@ -132,7 +136,7 @@ class Delivery:
                       "retries it)", where.upper(), result_id, attempts, outcome.detail, result_id)
             return
         delay = retry_delay(self.settings, attempts, retryable=outcome.retryable)
-        self._update(result_id, attempts=attempts, delivery_error=outcome.detail,
+        await self._set(result_id, attempts=attempts, delivery_error=outcome.detail,
                      next_attempt_at=time.time() + delay)
         counter.labels(where, "retry").inc()
         log.warning("%s: result %s not delivered (%s); attempt %d of %d, next in %.1f s", where.upper(), result_id,

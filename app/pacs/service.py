@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 
@@ -142,7 +143,7 @@ class StowService:
                 raise
             except Exception:  # one bad instance must not stop the worker
                 log.exception("STOW-RS: unexpected error processing result %s", result_id)
-                self.store.update(result_id, state="failed", error="internal error while processing; see the server log")
+                await self._set(result_id, state="failed", error="internal error while processing; see the server log")
 
     async def _screen(self, data: bytes, facts: ScreeningFacts) -> DicomResults:
         kinds = self.settings.dicom_output_kinds
@@ -167,6 +168,10 @@ class StowService:
             fhir = bundle_json(result_bundle(results.finding, ImagingRef.of(results.source), result_id=result_id))
         self.store.save_outputs(result_id, {k.value: v for k, v in results.encoded().items()}, fhir)
 
+    async def _set(self, result_id: str, **fields: object) -> None:
+        """Write fields of a result row: a database round trip, off the event loop."""
+        await run_in_threadpool(partial(self.store.update, result_id, **fields))
+
     def _delivery_states(self, results: DicomResults) -> dict[str, str]:
         pacs = self.delivery.initial_state() if results.objects else "not_configured"  # nothing to send
         fhir = self.fhir.initial_state() if self.fhir is not None else "not_configured"
@@ -177,7 +182,7 @@ class StowService:
             return  # another replica has it, or it is done
         path = self.store.incoming_path(result_id)
         if not path.exists():
-            self.store.update(result_id, state="failed", error="the received instance is missing from disk")
+            await self._set(result_id, state="failed", error="the received instance is missing from disk")
             return
         data = await run_in_threadpool(path.read_bytes)
         facts = screening_facts(data)
@@ -187,7 +192,7 @@ class StowService:
         except CXRError as exc:  # unreadable pixels, attributes that cannot be copied: the instance's fault
             facts.detail = exc.detail
             await self._audit(result_id, AuditOutcome.error, facts)
-            self.store.update(result_id, state="failed", error=exc.detail)
+            await self._set(result_id, state="failed", error=exc.detail)
             self.metrics.dicom_instances.labels("failed").inc()
             path.unlink(missing_ok=True)
             log.warning("STOW-RS: result %s failed: %s", result_id, exc.detail)
@@ -196,7 +201,7 @@ class StowService:
         uids = {"sc_sop_instance_uid": results.uid(DicomOutput.sc), "sr_sop_instance_uid": results.uid(DicomOutput.sr),
                 "pm_sop_instance_uid": results.uid(DicomOutput.pm)}
         if isinstance(f, Finding):
-            self.store.update(result_id, state="done", error=None, prediction=f.label, probability=f.probability,
+            await self._set(result_id, state="done", error=None, prediction=f.label, probability=f.probability,
                               threshold=f.threshold, priority=f.priority.value,
                               model=f"{f.model_name}@{f.model_version}", **uids, **self._delivery_states(results))
             if self.inputs is not None and facts.input_sha256:
@@ -205,7 +210,7 @@ class StowService:
             self.metrics.dicom_instances.labels("done").inc()
             log.info("STOW-RS: result %s done (%s, %s)", result_id, f.label, f.priority.value)
         else:
-            self.store.update(result_id, state="not_evaluated", error=f.reason, priority=f.priority.value,
+            await self._set(result_id, state="not_evaluated", error=f.reason, priority=f.priority.value,
                               model=f"{f.model_name}@{f.model_version}", **uids, **self._delivery_states(results))
             await self._audit(result_id, AuditOutcome.not_evaluated, facts)
             self.metrics.dicom_instances.labels("not_evaluated").inc()
