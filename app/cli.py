@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from models.errors import CXRError
 
 from app.cli_ops import cmd_audit, cmd_db, cmd_worker
+from app.core.logging import quiet_libraries
 
 if TYPE_CHECKING:  # the heavy imports stay lazy so `cxr --help` is instant
     from models.card import ModelCard
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_libraries(args.verbose)
     handlers = {"train": _cmd_train, "evaluate": _cmd_evaluate, "serve": _cmd_serve, "soup": _cmd_soup,
                 "calibrate": _cmd_calibrate, "recalibrate": _cmd_recalibrate, "card": _cmd_card, "integrity": _cmd_integrity, "audit": cmd_audit,
                 "db": cmd_db, "worker": cmd_worker}

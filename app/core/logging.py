@@ -30,6 +30,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload)
 
 
+def quiet_libraries(verbose: bool = False) -> None:
+    """Alembic's INFO lines ("Context impl SQLiteImpl.", its plugins) come with every schema check each
+    store makes at start: only its warnings are kept (``cxr db upgrade`` prints the revisions itself)."""
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -41,3 +47,4 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         lg.handlers[:] = []
         lg.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # the app logs each request itself, with its id
+    quiet_libraries(level.upper() == "DEBUG")
