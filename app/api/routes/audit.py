@@ -39,7 +39,7 @@ class AuditPage(BaseModel):
     head: ChainHead
 
 
-def get_trail(request: Request) -> AuditTrail:
+async def get_trail(request: Request) -> AuditTrail:
     trail = get_services(request).audit
     if trail is None:
         raise FeatureOff("the audit trail is off on this server (CXR_AUDIT=off)")
@@ -49,7 +49,7 @@ def get_trail(request: Request) -> AuditTrail:
 TrailDep = Annotated[AuditTrail, Depends(get_trail)]
 
 
-def audit_filter(
+async def audit_filter(
     since: dt.datetime | None = Query(None, description="records at or after this time (ISO 8601; UTC if no zone)"),
     until: dt.datetime | None = Query(None, description="records before this time"),
     model: str | None = Query(None, max_length=200, description="model name, or name@version"),
