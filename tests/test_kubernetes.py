@@ -147,3 +147,9 @@ def test_the_shipped_secret_is_a_placeholder_the_service_refuses():
     with pytest.raises(ConfigurationError, match="holds no keys"):
         _parse_pairs(secret["api-keys"], "api-keys")
     assert ".invalid" in secret["database-url"]  # a reserved name: it never resolves to someone's server
+
+
+def test_the_renderer_refuses_what_it_does_not_implement(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text("resources: []\nnamePrefix: site-\n")
+    with pytest.raises(ValueError, match=r"\['namePrefix'\] not supported"):
+        render(tmp_path)
