@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             await stow.stop()
             await jobs.stop()
             await batcher.stop()
+            services.predictor.close()
             store.close()
             results.close()
             engine.dispose()

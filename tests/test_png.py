@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.inference.png import encode_png
+from app.inference.png import DeflateHelper, encode_png
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (9, 1), (37, 53), (256, 256), (3, 5, 3), (1, 1, 3), (64, 97, 3),
@@ -36,3 +36,35 @@ def test_a_strided_view_is_written_as_its_pixels():
     rgba = np.random.default_rng(3).integers(0, 256, size=(31, 17, 4), dtype=np.uint8)
     view = rgba[..., :3]  # what the overlay renderer hands over
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(view)))), view)
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (601, 700, 3), (1023, 513, 4)])
+@pytest.mark.parametrize("level", [0, 1, 3])
+def test_a_deflate_in_two_halves_is_one_stream_with_the_same_pixels(shape, level):
+    """Over SPLIT_MIN_BYTES: cut at a row, both halves at once, joined; Pillow and zlib read it as one stream."""
+    import zlib
+
+    rng = np.random.default_rng(len(shape) + level)
+    smooth = np.cumsum(rng.integers(-2, 3, size=shape), axis=0).astype(np.uint8)  # compressible, not trivial
+    helper = DeflateHelper()
+    try:
+        data = encode_png(smooth, level, helper)
+    finally:
+        helper.close()
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), smooth)
+    idat_length = int.from_bytes(data[33:37], "big")  # after the signature and IHDR: one IDAT
+    assert data[37:41] == b"IDAT"
+    raw = zlib.decompress(data[41:41 + idat_length])  # checks the Adler-32 of the whole
+    assert len(raw) == shape[0] * (shape[1] * (shape[2] if len(shape) == 3 else 1) + 1)
+    assert b"\x00\x00\xff\xff" in data[41:41 + idat_length]  # the sync flush's empty block: it was split
+
+
+def test_a_busy_or_closed_helper_is_not_waited_for():
+    arr = np.random.default_rng(5).integers(0, 256, size=(1024, 1024), dtype=np.uint8)
+    helper = DeflateHelper()
+    assert helper._idle.acquire(blocking=False)  # another render holds it
+    assert helper.deflate(arr.tobytes(), 1, cut=512 * 1024) is None
+    helper._idle.release()
+    helper.close()
+    assert helper.deflate(arr.tobytes(), 1, cut=512 * 1024) is None  # closed: one piece, no error
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(arr, 1, helper)))), arr)

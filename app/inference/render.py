@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from app.inference.png import encode_png
+from app.inference.png import DeflateHelper, encode_png
 
 HeatmapKind = Literal["overlay", "mask", "layer"]
 HeatmapFormat = Literal["png", "jpeg", "webp"]
@@ -142,13 +142,15 @@ def render_heatmap(
     max_side: int = 1024,
     alpha: float = 0.5,
     png_compress_level: int = 1,
+    helper: DeflateHelper | None = None,
 ) -> RenderedHeatmap:
-    """``pixels`` (H, W) uint8 X-ray and ``cam`` (h, w) scaled to [0, 1] -> encoded image."""
+    """``pixels`` (H, W) uint8 X-ray and ``cam`` (h, w) scaled to [0, 1] -> encoded image (a PNG deflated in
+    two halves at once when ``helper`` is given and idle)."""
     h, w = pixels.shape
     size = output_size(w, h, max_side)
     arr = compose(pixels, cam, kind=kind, size=size, alpha=alpha)
     if fmt == "png":
-        return RenderedHeatmap(encode_png(arr, png_compress_level), MEDIA_TYPES[fmt], size[0], size[1])
+        return RenderedHeatmap(encode_png(arr, png_compress_level, helper), MEDIA_TYPES[fmt], size[0], size[1])
     img = Image.fromarray(arr, mode={"mask": "L", "layer": "RGBA"}.get(kind, "RGB"))
     buf = io.BytesIO()
     if fmt == "jpeg":
@@ -160,10 +162,11 @@ def render_heatmap(
     return RenderedHeatmap(buf.getvalue(), MEDIA_TYPES[fmt], size[0], size[1])
 
 
-def render_preview(pixels: np.ndarray, *, max_side: int = 1024, png_compress_level: int = 1) -> RenderedHeatmap:
+def render_preview(pixels: np.ndarray, *, max_side: int = 1024, png_compress_level: int = 1,
+                   helper: DeflateHelper | None = None) -> RenderedHeatmap:
     """The X-ray as the model read it (decoded, windowed, 8-bit grey), as PNG at the heatmap's size: what a
     viewer draws a layer over when it cannot display the input itself (DICOM, 16-bit PNG)."""
     h, w = pixels.shape
     size = output_size(w, h, max_side)
-    return RenderedHeatmap(encode_png(np.ascontiguousarray(grey_at(pixels, size)), png_compress_level),
+    return RenderedHeatmap(encode_png(np.ascontiguousarray(grey_at(pixels, size)), png_compress_level, helper),
                            MEDIA_TYPES["png"], *size)
