@@ -167,9 +167,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True,
             store.close()
             results.close()
             engine.dispose()
-            if audit_store is not None:
-                services.audit = None
-                audit_store.close()
+            services.audit = None
 
     app = FastAPI(
         title="CXR pneumonia screening",

@@ -73,7 +73,7 @@ def test_an_intact_chain_verifies_and_reopening_continues_it(trail):
     assert store.head == (6, report.head_hash)
     record = store.append({"kind": AuditKind.predict, "outcome": AuditOutcome.rejected, "status": 415})
     assert record.seq == 7 and record.prev_hash == report.head_hash
-    store.close()
+    store.engine.dispose()
     assert verify_chain(trail).ok
 
 
@@ -121,7 +121,7 @@ def test_retention_removes_a_prefix_and_what_remains_still_verifies(tmp_path):
     assert record is not None and record.kind is AuditKind.retention and record.seq == 9
     assert record.extra == {"removed_from": 1, "removed_through": 5, "removed": 5, "anchor_hash": record.extra["anchor_hash"]}
     assert store.prune("2021-01-01T00:00:00.000Z") is None  # nothing left to remove
-    store.close()
+    store.engine.dispose()
     report = verify_chain(tmp_path / "a.sqlite3")
     assert report.ok and report.records == 4 and report.first_seq == 6
 
@@ -173,7 +173,7 @@ def test_a_writer_killed_mid_write_leaves_a_verifiable_chain(tmp_path):
     assert report.ok and report.records >= 300
     store = open_store(path)  # and the next writer continues the chain
     store.append({"kind": AuditKind.predict, "outcome": AuditOutcome.screened})
-    store.close()
+    store.engine.dispose()
     assert verify_chain(path).ok
 
 
@@ -262,7 +262,7 @@ def test_the_store_filter_by_kind(tmp_path):
     _fill(store, 2)
     store.append({"kind": AuditKind.delivery, "outcome": AuditOutcome.delivered, "result_id": "0123456789abcdef"})
     assert [r.seq for r in store.page(AuditFilter(kind=AuditKind.delivery))] == [3]
-    store.close()
+    store.engine.dispose()
 
 
 def test_default_settings_keep_the_trail():

@@ -16,6 +16,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,21 @@ def _record(body: str, digest: str) -> AuditRecord:
     return AuditRecord(**json.loads(body), hash=digest)
 
 
-def _lock_chain(conn: Connection) -> None:
-    """Start the connection's transaction holding the chain: no other writer reads the head until commit."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+@contextmanager
+def _holding_chain(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the chain: no other writer reads the head until it commits (on leaving the
+    block) or rolls back (on an error)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
 
 def _head(conn: Connection) -> tuple[int, str]:
@@ -69,9 +79,6 @@ class AuditStore:
         if legacy is not None:
             adopt_legacy(engine, Path(legacy))
 
-    def close(self) -> None:
-        """The engine belongs to whoever made it (the server disposes of it)."""
-
     @property
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the newest record: write it down elsewhere to detect a rewritten chain."""
@@ -80,15 +87,8 @@ class AuditStore:
 
     def append(self, fields: dict[str, Any]) -> AuditRecord:
         """Chain and store one record (``fields``: AuditRecord fields other than seq, prev_hash, hash)."""
-        with self.engine.connect() as conn:
-            _lock_chain(conn)
-            try:
-                record = _append(conn, fields)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-        return record
+        with _holding_chain(self.engine) as conn:
+            return _append(conn, fields)
 
     def get(self, seq: int) -> AuditRecord | None:
         with self.engine.connect() as conn:
@@ -165,29 +165,21 @@ class AuditStore:
     def prune(self, cutoff: str) -> AuditRecord | None:
         """Remove every record older than ``cutoff`` (ISO UTC) except the newest, and append a ``retention``
         record saying what went and which hash the remaining chain continues from: one transaction."""
-        with self.engine.connect() as conn:
-            _lock_chain(conn)
-            try:
-                newest = conn.execute(select(func.max(audit.c.seq))).scalar() or 0
-                row = conn.execute(select(audit.c.seq, audit.c.hash)
-                                   .where(audit.c.time < cutoff, audit.c.seq < newest)
-                                   .order_by(audit.c.seq.desc()).limit(1)).first()
-                if row is None:
-                    conn.rollback()
-                    return None
-                through, anchor = int(row[0]), str(row[1])
-                first = conn.execute(select(func.min(audit.c.seq))).scalar()
-                removed = _delete_through(conn, through)
-                record = _append(conn, {
-                    "kind": AuditKind.retention, "outcome": AuditOutcome.pruned,
-                    "detail": f"records {first}..{through} older than {cutoff} removed by the retention policy",
-                    "extra": {"removed_from": first, "removed_through": through, "removed": removed,
-                              "anchor_hash": anchor}})
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-        return record
+        with _holding_chain(self.engine) as conn:
+            newest = conn.execute(select(func.max(audit.c.seq))).scalar() or 0
+            row = conn.execute(select(audit.c.seq, audit.c.hash)
+                               .where(audit.c.time < cutoff, audit.c.seq < newest)
+                               .order_by(audit.c.seq.desc()).limit(1)).first()
+            if row is None:
+                return None
+            through, anchor = int(row[0]), str(row[1])
+            first = conn.execute(select(func.min(audit.c.seq))).scalar()
+            removed = _delete_through(conn, through)
+            return _append(conn, {
+                "kind": AuditKind.retention, "outcome": AuditOutcome.pruned,
+                "detail": f"records {first}..{through} older than {cutoff} removed by the retention policy",
+                "extra": {"removed_from": first, "removed_through": through, "removed": removed,
+                          "anchor_hash": anchor}})
 
 
 def _append(conn: Connection, fields: dict[str, Any]) -> AuditRecord:
@@ -234,22 +226,15 @@ def adopt_legacy(engine: Engine, path: Path) -> int:
                     ] if "feedback" in tables else []
     finally:
         src.close()
-    with engine.connect() as conn:
-        _lock_chain(conn)
-        try:
-            if _head(conn)[0]:
-                conn.rollback()
-                log.error("audit trail: %s holds %d records but the database's trail is not empty; left as it is "
-                          "(check it with `cxr audit verify --db %s`)", path, len(rows), path)
-                return 0
-            if rows:
-                conn.execute(insert(audit), rows)
-            if verdicts:
-                conn.execute(insert(feedback), verdicts)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+    with _holding_chain(engine) as conn:
+        if _head(conn)[0]:
+            log.error("audit trail: %s holds %d records but the database's trail is not empty; left as it is "
+                      "(check it with `cxr audit verify --db %s`)", path, len(rows), path)
+            return 0
+        if rows:
+            conn.execute(insert(audit), rows)
+        if verdicts:
+            conn.execute(insert(feedback), verdicts)
     path.rename(path.with_name(path.name + ".adopted"))
     log.info("audit trail: %d records and %d verdicts of %s copied into the database", len(rows), len(verdicts), path)
     return len(rows)
