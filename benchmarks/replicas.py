@@ -38,20 +38,12 @@ sys.path.insert(0, str(ROOT))
 from app.audit.record import AuditKind, AuditOutcome  # noqa: E402
 from app.audit.store import AuditStore  # noqa: E402
 from app.db.engine import make_engine  # noqa: E402
-from app.db.migrate import upgrade  # noqa: E402
 from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 from tests.nginx import balancer  # noqa: E402
-from tests.postgres import fresh_database, postgres_server  # noqa: E402
+from tests.postgres import fresh_database, migrated, postgres_server  # noqa: E402
 from tests.synth import encode, radiograph  # noqa: E402
 
 CORES = os.cpu_count() or 1
-
-
-def _migrated(url: str) -> str:
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
 
 
 def _servers(envs: list[dict[str, str]]) -> list[tuple[object, str]]:
@@ -163,8 +155,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, postgres_server() as server:
         folder = Path(tmp)
         result = {"benchmark": "replicas", "cores": CORES,
-                  "backend_overhead": backend_overhead(_migrated(fresh_database(server)), folder, image, args.requests),
-                  "through_nginx": through_nginx(_migrated(fresh_database(server)), folder, image, args.clients,
+                  "backend_overhead": backend_overhead(migrated(fresh_database(server)), folder, image, args.requests),
+                  "through_nginx": through_nginx(migrated(fresh_database(server)), folder, image, args.clients,
                                                  args.seconds)}
     print(json.dumps(result))
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.live_server import free_port
 
 
@@ -63,3 +65,24 @@ def fresh_database(server_url: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    """A server per test module (import this fixture where it is used); the module is skipped without one."""
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL's server is not installed (scripts/install_postgres.sh installs Debian's postgresql "
+                    "as root)")
+    with postgres_server() as url:
+        yield url
+
+
+def migrated(url: str) -> str:
+    """``url`` after `cxr db upgrade` (what an operator runs before PostgreSQL replicas start)."""
+    from app.db.engine import make_engine
+    from app.db.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url

@@ -16,30 +16,12 @@ from sqlalchemy.exc import DBAPIError
 
 from app.audit.record import AuditKind, AuditOutcome
 from app.audit.store import AuditStore
-from app.audit.verify import readonly_engine, verify_chain
+from app.audit.verify import readonly_engine
 from app.db.engine import make_engine
-from app.db.migrate import upgrade
-from tests.postgres import fresh_database, postgres_server, server_binaries
-from tests.test_audit import APPENDER
+from tests.postgres import fresh_database, migrated, pg_server  # noqa: F401 (pg_server: a fixture)
+from tests.test_audit import APPENDER, _fill, verify_chain as _verify
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    if server_binaries() is None:
-        pytest.skip("PostgreSQL's server is not installed (scripts/install_postgres.sh installs Debian's postgresql "
-                    "as root)")
-    with postgres_server() as url:
-        yield url
-
-
-def migrated(url: str) -> str:
-    """``url`` after `cxr db upgrade` (what an operator runs before PostgreSQL replicas start)."""
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,20 +36,6 @@ def store(db_url: str) -> Iterator[AuditStore]:
     s = AuditStore(make_engine(db_url))
     yield s
     s.engine.dispose()
-
-
-def _fill(store: AuditStore, n: int, *, time: str | None = None) -> None:
-    for i in range(n):
-        store.append({"kind": AuditKind.predict, "outcome": AuditOutcome.screened, "p_pneumonia": i / 10,
-                      **({"time": time} if time else {})})
-
-
-def _verify(url: str):  # type: ignore[no-untyped-def]
-    engine = readonly_engine(url)
-    try:
-        return verify_chain(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("sql", ["UPDATE audit SET outcome = 'error' WHERE seq = 2", "DELETE FROM audit WHERE seq = 2",

@@ -8,7 +8,6 @@ import io
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,11 @@ from app.db.migrate import current, ensure_schema, head, upgrade
 from app.main import create_app
 from app.db.active import ActivePointer
 from app.training.store import JobState, JobStore, now
-from tests.postgres import fresh_database, postgres_server, server_binaries
+from tests.postgres import fresh_database, migrated, pg_server  # noqa: F401 (pg_server: a fixture)
 from tests.synth import write_dataset
 from tests.waiting import wait_for
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    if server_binaries() is None:
-        pytest.skip("PostgreSQL's server is not installed (scripts/install_postgres.sh installs Debian's postgresql "
-                    "as root)")
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -44,14 +34,6 @@ def db_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
     return fresh_database(request.getfixturevalue("pg_server"))
-
-
-def migrated(url: str) -> str:
-    """``url`` after `cxr db upgrade` (what an operator runs before PostgreSQL replicas start)."""
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
 
 
 def test_migrations_create_the_schema(db_url):

@@ -27,11 +27,9 @@ import pytest
 
 from app.dicom.multipart import encode_related
 
-from app.db.engine import make_engine
-from app.db.migrate import upgrade
 from tests.live_server import ROOT, service_env, start_server, wait_ready
 from tests.nginx import available as nginx_available, balancer, upstream_log
-from tests.postgres import fresh_database, postgres_server, server_binaries
+from tests.postgres import fresh_database, migrated, pg_server  # noqa: F401 (pg_server: a fixture)
 from tests.synth import chest_like, dicom_bytes, encode, make_model_dir, write_dataset
 from tests.waiting import wait_for
 
@@ -39,10 +37,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    if server_binaries() is None:
-        pytest.skip("PostgreSQL's server is not installed (scripts/install_postgres.sh installs Debian's postgresql "
-                    "as root)")
+def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("replicas")
     weights = root / "weights"
     make_model_dir(weights / "tiny", image_size=64)
@@ -51,39 +46,35 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     (broken / "model.safetensors").write_bytes(b"not the weights the card names")
     (weights / "manifest.json").write_text('{"default": "tiny"}')
     write_dataset(root / "data" / "site1", per_class=20, size=64, splits=("train",))
-    with postgres_server() as server:
-        url = fresh_database(server)
-        engine = make_engine(url)
-        upgrade(engine)  # the operator's `cxr db upgrade`
-        engine.dispose()
-        common = {"CXR_DATABASE_URL": url, "CXR_WEIGHTS_DIR": str(weights), "CXR_INTEGRITY": "off",
-                  "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_LOG_JSON": "false",
-                  "CXR_DATA_ROOT": str(root / "data"), "CXR_MIN_IMAGES_PER_CLASS": "20", "CXR_WORKERS": "external",
-                  "CXR_TRAIN_THREADS": "1",
-                  "CXR_ONNX_CACHE": str(root / "onnx")}  # on the storage every replica mounts: exported once
-        common["CXR_STATE_DIR"] = str(root / "state")  # what every replica and worker mounts
-        common["CXR_DICOM_CLAIM_TIMEOUT_S"] = "3"
-        pacs = Pacs()
-        common["CXR_PACS_STOW_URL"] = pacs.url
-        # not captured: nobody reads a replica's log while it serves, and a full pipe would stop it
-        servers = {name: start_server(common | {"CXR_WORKER_NAME": f"replica-{name}"}, capture=False)
-                   for name in ("a", "b")}
-        try:
-            for proc, base in servers.values():
-                wait_ready(proc, base)
-            cluster = {"common": common, "root": root, "a": servers["a"][1], "b": servers["b"][1], "pacs": pacs,
-                       "procs": {k: v[0] for k, v in servers.items()}, "lb": None, "lb_log": None}
-            if not nginx_available():
-                yield cluster
-            else:
-                with balancer([servers["a"][1], servers["b"][1]]) as (lb, lb_log):
-                    yield cluster | {"lb": lb, "lb_log": lb_log}
-        finally:
-            for proc, _ in servers.values():
-                if proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(timeout=30)
-            pacs.close()
+    url = migrated(fresh_database(pg_server))  # the operator's `cxr db upgrade`
+    common = {"CXR_DATABASE_URL": url, "CXR_WEIGHTS_DIR": str(weights), "CXR_INTEGRITY": "off",
+              "CXR_AUTH": "off", "CXR_RATE_LIMIT_PER_MIN": "0", "CXR_LOG_JSON": "false",
+              "CXR_DATA_ROOT": str(root / "data"), "CXR_MIN_IMAGES_PER_CLASS": "20", "CXR_WORKERS": "external",
+              "CXR_TRAIN_THREADS": "1",
+              "CXR_ONNX_CACHE": str(root / "onnx")}  # on the storage every replica mounts: exported once
+    common["CXR_STATE_DIR"] = str(root / "state")  # what every replica and worker mounts
+    common["CXR_DICOM_CLAIM_TIMEOUT_S"] = "3"
+    pacs = Pacs()
+    common["CXR_PACS_STOW_URL"] = pacs.url
+    # not captured: nobody reads a replica's log while it serves, and a full pipe would stop it
+    servers = {name: start_server(common | {"CXR_WORKER_NAME": f"replica-{name}"}, capture=False)
+               for name in ("a", "b")}
+    try:
+        for proc, base in servers.values():
+            wait_ready(proc, base)
+        cluster = {"common": common, "root": root, "a": servers["a"][1], "b": servers["b"][1], "pacs": pacs,
+                   "procs": {k: v[0] for k, v in servers.items()}, "lb": None, "lb_log": None}
+        if not nginx_available():
+            yield cluster
+        else:
+            with balancer([servers["a"][1], servers["b"][1]]) as (lb, lb_log):
+                yield cluster | {"lb": lb, "lb_log": lb_log}
+    finally:
+        for proc, _ in servers.values():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        pacs.close()
 
 
 class Pacs:
