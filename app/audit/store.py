@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.audit.record import GENESIS, AuditKind, AuditOutcome, AuditRecord, audit_time, canonical
+from app.db.legacy import legacy_rows, retire
 from app.db.migrate import ensure_schema
 from app.db.schema import audit, feedback
 
@@ -216,16 +216,8 @@ def adopt_legacy(engine: Engine, path: Path) -> int:
     file where it is (``cxr audit verify --db FILE`` still checks it) and says so."""
     if not path.is_file():
         return 0
-    src = sqlite3.connect(path)  # not read-only: closing it folds its WAL back into the file before the rename
-    try:
-        tables = {name for (name,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        rows = [dict(zip(("seq", "time", "kind", "outcome", "model", "input_sha256", "body", "hash"), r))
-                for r in src.execute("SELECT seq, time, kind, outcome, model, input_sha256, body, hash FROM audit")]
-        verdicts = [dict(zip(("record_seq", "reader", "label", "comment", "time", "audit_seq"), r))
-                    for r in src.execute("SELECT record_seq, reader, label, comment, time, audit_seq FROM feedback")
-                    ] if "feedback" in tables else []
-    finally:
-        src.close()
+    rows = legacy_rows(path, "audit", audit.c.keys())
+    verdicts = legacy_rows(path, "feedback", feedback.c.keys())
     with _holding_chain(engine) as conn:
         if _head(conn)[0]:
             log.error("audit trail: %s holds %d records but the database's trail is not empty; left as it is "
@@ -235,7 +227,7 @@ def adopt_legacy(engine: Engine, path: Path) -> int:
             conn.execute(insert(audit), rows)
         if verdicts:
             conn.execute(insert(feedback), verdicts)
-    path.rename(path.with_name(path.name + ".adopted"))
+    retire(path)
     log.info("audit trail: %d records and %d verdicts of %s copied into the database", len(rows), len(verdicts), path)
     return len(rows)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -31,6 +30,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, or_, select
 
 from app.core.files import write_atomic
+from app.db.legacy import legacy_rows, retire
 from app.db.migrate import ensure_schema
 from app.db.schema import results
 from app.dicom.multipart import Part
@@ -108,19 +108,13 @@ class ResultStore:
         legacy = self.root / LEGACY_FILE
         if not legacy.is_file():
             return
-        src = sqlite3.connect(legacy)
-        src.row_factory = sqlite3.Row
-        try:
-            rows = [dict(r) for r in src.execute("SELECT * FROM results")]
-        finally:
-            src.close()
-        known = set(results.c.keys())
+        rows = legacy_rows(legacy, "results", results.c.keys())
         with self.engine.begin() as conn:
             have = set(conn.execute(select(results.c.id)).scalars())
-            todo = [{k: v for k, v in r.items() if k in known} for r in rows if r["id"] not in have]
+            todo = [r for r in rows if r["id"] not in have]
             if todo:
                 conn.execute(results.insert(), todo)
-        legacy.rename(legacy.with_name(LEGACY_FILE + ".adopted"))
+        retire(legacy)
         log.info("DICOM results: %d row(s) of %s copied into the database", len(todo), legacy)
 
     def close(self) -> None:
