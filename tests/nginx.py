@@ -28,7 +28,7 @@ pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
-    log_format upstream '$request_method|$uri|$status|$upstream_addr|$msec|$request_time';
+    log_format upstream '$request_method|$uri|$status|$upstream_addr|$msec|$request_time|$body_bytes_sent|$sent_http_content_length';
     access_log {root}/access.log upstream;
     client_max_body_size 64m;
     client_body_temp_path {root}/body;
@@ -97,12 +97,15 @@ class Logged(NamedTuple):
     status: int
     upstream: str  # "host:port", or several ("a, b") when nginx tried the next one
     started: float  # epoch seconds nginx began reading the request
+    complete: bool  # the whole body its Content-Length announced went out (False: cut off mid-answer, e.g.
+    # by its upstream dying: nginx has passed the status on and logs it, so only the byte count tells)
 
 
 def upstream_log(path: Path) -> list[Logged]:
     """Every request nginx has logged, in the order they ended."""
     rows = []
     for line in path.read_text().splitlines():
-        method, uri, status, upstream, ended, took = line.split("|")
-        rows.append(Logged(method, uri, int(status), upstream, float(ended) - float(took)))
+        method, uri, status, upstream, ended, took, sent, announced = line.split("|")
+        complete = announced == "-" or int(sent) >= int(announced)
+        rows.append(Logged(method, uri, int(status), upstream, float(ended) - float(took), complete))
     return rows

@@ -272,18 +272,21 @@ def test_a_replica_killed_under_load_fails_only_its_requests_in_flight(cluster, 
             t.join(timeout=60)
     failed = [s for _, s in outcomes if s != 200]
     logged = [r for r in upstream_log(cluster["lb_log"]) if r.path == "/predict"]
-    lost = [r for r in logged if r.status != 200]
+    lost = [r for r in logged if r.status != 200 or not r.complete]
     later = [r for r in logged if r.started > dead]
     report = {"requests": len(outcomes), "failed": len(failed), "failed_statuses": sorted(map(str, set(failed))),
               "clients": len(clients), "failed_in_flight_on_a": sum(r.upstream == _address(a) for r in lost),
               "begun_after_a_died": len(later), "of_which_answered_by_b": sum(r.upstream.endswith(_address(b)) and
-                                                                           r.status == 200 for r in later)}
+                                                                           r.status == 200 and r.complete
+                                                                           for r in later)}
     record_property("failover", report)
     print("failover:", report)
     # the only failures: requests A was answering when it died (begun before the kill, each client has one at a
-    # time); nginx answers those 502. Every request begun after the kill went to B (or tried A, was refused,
-    # and went on to B) and succeeded.
-    assert len(failed) == len(lost) <= len(clients) and set(failed) <= {502}, report
+    # time): 502 from nginx when A had not started its answer, the connection cut when it had (nginx cannot
+    # take back the status it passed on). Every request begun after the kill went to B (or tried A, was
+    # refused, and went on to B) and succeeded.
+    assert len(failed) == len(lost) <= len(clients), report
+    assert set(failed) <= {502, "RemoteProtocolError", "ReadError"}, report
     assert all(r.upstream == _address(a) and r.started <= dead for r in lost), lost
     assert len(later) >= 50 and report["of_which_answered_by_b"] == len(later), report
 
