@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(8, ge=1, le=256)
     malloc_arena_max: int = Field(2, ge=0, le=64, description="glibc malloc arenas of `cxr serve` (0: glibc's default); "
                                   "with it a high mmap threshold and a trim threshold (app/core/allocator.py)")
+    blas_threads: int = Field(1, ge=0, le=256, description="threads of numpy's BLAS in `cxr serve` (0: the library's "
+                              "default, one per core, spinning between calls; OPENBLAS_NUM_THREADS/OMP_NUM_THREADS "
+                              "you set win); app/core/blas.py")
     max_wait_ms: float = Field(10.0, ge=0, le=1000, description="how long a batch waits for requests still decoding")
     queue_size: int = Field(64, ge=1, description="pending images before /predict answers 503")
     retry_after_s: int = Field(1, ge=1, description="Retry-After of every 503/429 (the rate limiter says more when "
