@@ -3,9 +3,11 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from app.inference.render import blend_table, colormap_lut, output_size, render_heatmap
+from app.inference.png import IdleHelper
+from app.inference.render import blend_table, colormap_lut, grey_at, output_size, render_heatmap, upsample
 
 
 def test_output_size_caps_the_longer_side():
@@ -35,3 +37,27 @@ def test_render_overlay_and_mask():
     assert mask.media_type == "image/webp"
     m = np.asarray(Image.open(io.BytesIO(mask.data)).convert("L"))
     assert m[50, 128] > 200 and m[0, 0] < 10  # hottest in the middle
+
+
+@pytest.mark.parametrize("kind", ["overlay", "layer", "mask"])
+def test_a_heatmap_made_in_two_halves_is_every_pixel_of_the_blend_rule(kind):
+    """A large heatmap is made, filtered and deflated in two bands at once (an idle helper): the file must hold
+    exactly the blend rule's pixels, computed here the plain way (3-column table lookup, colormap and opacity)."""
+    rng = np.random.default_rng(7)
+    pixels = np.cumsum(rng.integers(-2, 3, size=(1300, 1500)), axis=1).astype(np.uint8)  # scaled to 1024 x 887
+    cam = rng.random((7, 7)).astype(np.float32)
+    helper = IdleHelper()
+    try:
+        rendered = render_heatmap(pixels, cam, kind=kind, max_side=1024, alpha=0.5, helper=helper)
+    finally:
+        helper.close()
+    size = (rendered.width, rendered.height)
+    assert size == (1024, 887)
+    heat = upsample(cam, size)
+    if kind == "overlay":
+        expected = blend_table(0.5)[grey_at(pixels, size).astype(np.int64) << 8 | heat]
+    elif kind == "layer":
+        expected = np.concatenate([colormap_lut()[heat], np.round(0.5 * heat.astype(np.float64))[..., None]], -1)
+    else:
+        expected = heat
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(rendered.data))), expected.astype(np.uint8))

@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.errors import NotEvaluated, NotReady
 from app.schemas import Heatmap, ImageInfo, ImagePreview, IntegrityReport, Label, Prediction, Timing
 from app.inference.batcher import DynamicBatcher
-from app.inference.png import DeflateHelper
+from app.inference.png import IdleHelper
 from app.inference.render import HeatmapFormat, HeatmapKind, RenderedHeatmap, render_heatmap, render_preview
 from app.core.metrics import Metrics
 from app.inference.catalog import ModelRegistry
@@ -79,11 +79,11 @@ class Predictor:
         self.batcher = batcher
         self.metrics = metrics
         self.guard: GuardScorer | None = None  # set at startup unless CXR_INTEGRITY=off
-        self.deflate = DeflateHelper() if settings.heatmap_png_threads > 1 else None
+        self.render_helper = IdleHelper() if settings.heatmap_png_threads > 1 else None
 
     def close(self) -> None:
-        if self.deflate is not None:
-            self.deflate.close()
+        if self.render_helper is not None:
+            self.render_helper.close()
 
     def _decode_and_preprocess(self, data: bytes, model: ServingModel) -> tuple[DecodedImage, HeaderVerdict, np.ndarray,
                                                                                  dict[str, float]]:
@@ -118,9 +118,9 @@ class Predictor:
         s = self.settings
         heat = None if kind is None or cam is None else render_heatmap(
             pixels, cam, kind=kind, fmt=fmt, max_side=s.heatmap_max_side, alpha=s.heatmap_alpha,
-            png_compress_level=s.png_compress_level, helper=self.deflate)
+            png_compress_level=s.png_compress_level, helper=self.render_helper)
         seen = render_preview(pixels, max_side=s.heatmap_max_side, png_compress_level=s.png_compress_level,
-                              helper=self.deflate) if preview else None
+                              helper=self.render_helper) if preview else None
         return heat, seen
 
     async def infer(self, data: bytes, *, integrity: IntegrityMode = "enforce") -> Inference:
