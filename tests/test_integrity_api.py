@@ -129,6 +129,22 @@ def test_metrics_count_refusals_by_reason(client):
     assert 'cxr_integrity_total{outcome="lateral_view"} 1.0' in text
 
 
+def test_every_path_through_the_check_leaves_no_request_counted_as_arriving(client):
+    """The batcher waits for requests still on their way (decoding, preprocessing beside the check); a refused,
+    a header-refused, a scored-anyway and an accepted image must each stop counting, or batches would wait."""
+    lateral = pydicom.dcmread(io.BytesIO(dicom_bytes(np.full((128, 128), 90, np.uint8))))
+    lateral.ViewPosition = "RL"
+    buf = io.BytesIO()
+    lateral.save_as(buf, enforce_file_format=True)
+    dicom = {"content-type": "application/dicom"}
+    assert client.post("/predict", files={"file": ("n.png", NOISE, "image/png")}).status_code == 422
+    assert client.post("/predict", content=buf.getvalue(), headers=dicom).status_code == 422
+    r = client.post("/predict", params={"integrity": "report"}, content=buf.getvalue(), headers=dicom)
+    assert r.status_code == 200 and not r.json()["integrity"]["accepted"] and r.json()["timing_ms"]["preprocess"] > 0
+    assert client.post("/predict", params={"integrity": "report"}, files={"file": ("n.png", NOISE)}).status_code == 200
+    assert client.app.state.services.batcher.arriving == 0
+
+
 def test_openapi_documents_the_contract(client):
     spec = client.get("/openapi.json").json()
     pred = spec["components"]["schemas"]["Prediction"]["properties"]

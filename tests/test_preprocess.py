@@ -36,7 +36,8 @@ def test_serving_predictor_uses_the_card_spec(tiny_weights):
     predictor.settings = type("S", (), {"max_pixels": 10**8, "min_side": 64})()
     predictor.guard = None  # the integrity check is tested in test_integrity.py
     serving = type("M", (), {"card": loaded.card})()
-    _, _, x, _ = predictor._decode_and_preprocess(data, serving)
+    decoded, _, _ = predictor._decode(data)
+    x, _ = predictor._preprocess(decoded.pixels, serving)
     assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape == (1, 64, 64)
     assert torch.equal(torch.from_numpy(x), loaded.card.input.to_tensor(decode_image(data).pixels))
     pixels = decode_image(data).pixels  # the numpy transform is the tensor definition, number for number

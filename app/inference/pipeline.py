@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.errors import NotEvaluated, NotReady
 from app.schemas import Heatmap, ImageInfo, ImagePreview, IntegrityReport, Label, Prediction, Timing
-from app.inference.batcher import DynamicBatcher
+from app.inference.batcher import BatchResult, DynamicBatcher
 from app.inference.png import IdleHelper
 from app.inference.render import HeatmapFormat, HeatmapKind, RenderedHeatmap, render_heatmap, render_preview
 from app.core.metrics import Metrics
@@ -85,14 +85,23 @@ class Predictor:
         if self.render_helper is not None:
             self.render_helper.close()
 
-    def _decode_and_preprocess(self, data: bytes, model: ServingModel) -> tuple[DecodedImage, HeaderVerdict, np.ndarray,
-                                                                                 dict[str, float]]:
+    def _decode(self, data: bytes) -> tuple[DecodedImage, HeaderVerdict, float]:
         t0 = time.perf_counter()
         decoded = decode_image(data, max_pixels=self.settings.max_pixels, min_side=self.settings.min_side)
-        t1 = time.perf_counter()
-        header = header_verdict(decoded)
-        x = model.card.input.to_array(decoded.pixels)
-        return decoded, header, x, {"decode": t1 - t0, "preprocess": time.perf_counter() - t1}
+        return decoded, header_verdict(decoded), time.perf_counter() - t0
+
+    def _preprocess(self, pixels: np.ndarray, model: ServingModel) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        return model.card.input.to_array(pixels), time.perf_counter() - t0
+
+    async def _forward(self, decoded: DecodedImage, model: ServingModel, seconds: dict[str, float],
+                       arrived: Callable[[], None]) -> BatchResult:
+        """Preprocess (in the threadpool, beside the integrity check) and run in the next batch."""
+        try:
+            x, seconds["preprocess"] = await run_in_threadpool(self._preprocess, decoded.pixels, model)
+        finally:
+            arrived()
+        return await self.batcher.submit(x, model)
 
     def _score(self, pixels: np.ndarray) -> tuple[float, float]:
         t = time.perf_counter()
@@ -131,30 +140,38 @@ class Predictor:
         model = self.registry.active
         if model is None:
             raise NotReady("model is not loaded yet")
+        counted = [True]
+
+        def arrived() -> None:  # no longer on its way to the batcher (event-loop thread only; once)
+            if counted:
+                counted.clear()
+                self.batcher.arriving -= 1
+
         self.batcher.arriving += 1
         try:
-            decoded, header, x, seconds = await run_in_threadpool(self._decode_and_preprocess, data, model)
+            decoded, header, decode_s = await run_in_threadpool(self._decode, data)
+            seconds = {"decode": decode_s, "preprocess": 0.0, "integrity": 0.0}
+            checked: IntegrityResult | None = None
+            t_infer0 = time.perf_counter()
+            # The pixel check runs beside the preprocessing and the forward pass (its latency hides behind
+            # them); an image its header already refuses does not reach the classifier unless it is to be
+            # scored anyway.
+            forward = None
+            if self.guard is None or not header.refusal:
+                forward = asyncio.ensure_future(self._forward(decoded, model, seconds, arrived))
+            if self.guard is not None:
+                try:
+                    checked, seconds["integrity"] = await self._check(decoded, header, model, integrity)
+                except BaseException:
+                    if forward is not None:  # a refused image's batch slot is dropped (the batcher skips it)
+                        forward.cancel()
+                        forward.add_done_callback(lambda f: f.cancelled() or f.exception())  # its error is moot now
+                    raise
+            if forward is None:  # refused by its header, scored anyway (integrity=report)
+                forward = asyncio.ensure_future(self._forward(decoded, model, seconds, arrived))
+            result = await forward
         finally:
-            self.batcher.arriving -= 1
-        checked: IntegrityResult | None = None
-        seconds["integrity"] = 0.0
-        t_infer0 = time.perf_counter()
-        # The pixel check runs beside the forward pass (its latency hides behind it); an image its
-        # header already refuses does not reach the classifier unless it is to be scored anyway.
-        forward = None
-        if self.guard is None or not header.refusal:
-            forward = asyncio.ensure_future(self.batcher.submit(x, model))
-        if self.guard is not None:
-            try:
-                checked, seconds["integrity"] = await self._check(decoded, header, model, integrity)
-            except BaseException:
-                if forward is not None:  # a refused image's batch slot is dropped (the batcher skips it)
-                    forward.cancel()
-                    forward.add_done_callback(lambda f: f.cancelled() or f.exception())  # its error is moot now
-                raise
-        if forward is None:  # refused by its header, scored anyway (integrity=report)
-            forward = asyncio.ensure_future(self.batcher.submit(x, model))
-        result = await forward
+            arrived()
         seconds["infer"] = time.perf_counter() - t_infer0
         p_pneu = float(result.probabilities[1])
         label = Label.PNEUMONIA if p_pneu >= model.card.threshold else Label.NORMAL
