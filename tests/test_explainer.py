@@ -61,3 +61,13 @@ def test_a_heatmap_made_in_two_halves_is_every_pixel_of_the_blend_rule(kind):
     else:
         expected = heat
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(rendered.data))), expected.astype(np.uint8))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 99_999])
+def test_the_heatmaps_base64_is_the_standard_librarys(n):
+    import base64
+
+    from app.inference.render import RenderedHeatmap
+
+    data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
+    assert RenderedHeatmap(data, "image/png", 1, 1).base64() == base64.b64encode(data).decode("ascii")
