@@ -43,7 +43,8 @@ U = TypeVar("U")
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    crc = _deflate.crc32(data, _deflate.crc32(kind)) & 0xFFFFFFFF  # ISA-L's CRC: 0.01 ms for 640 KB, zlib's 0.19
+    return b"".join((struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)))
 
 
 def up_filtered(arr: np.ndarray) -> memoryview:
