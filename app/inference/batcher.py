@@ -2,7 +2,7 @@
 
 A bounded asyncio queue holds (tensor, model, future). One worker task takes the first
 item and everything already queued; it waits up to ``max_wait_ms`` for more only while
-other requests are still being decoded (so a lone request never waits), runs the batch
+other requests are still being decoded or preprocessed (so a lone request never waits), runs the batch
 on a single dedicated thread, and resolves each request's future with its own row.
 Items preprocessed for a different model (during a swap) go into the next batch.
 """
@@ -51,7 +51,7 @@ class DynamicBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task | None = None
         self._carry: _Item | None = None
-        self.arriving = 0  # requests still decoding: worth waiting for (event-loop thread only)
+        self.arriving = 0  # requests still decoding or preprocessing: worth waiting for (event-loop thread only)
 
     @property
     def depth(self) -> int:

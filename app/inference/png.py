@@ -48,8 +48,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def up_filtered(arr: np.ndarray) -> memoryview:
-    """Scanlines with filter type Up: each byte minus the byte above it (mod 256), a filter byte per row
-    (bytes, without a copy). ``arr`` may be a strided view (e.g. RGB out of RGBA): it is read once, never copied first."""
+    """Scanlines with filter type Up: each byte minus the byte above it (mod 256), a filter byte per row, as a
+    flat memoryview (not copied into bytes). ``arr`` may be a strided view (e.g. RGB out of RGBA): it is read once."""
     h = arr.shape[0]
     row_bytes = int(np.prod(arr.shape[1:]))
     out = np.empty((h, row_bytes + 1), dtype=np.uint8)
