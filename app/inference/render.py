@@ -129,20 +129,22 @@ class Picture:
     def __init__(self, pixels: np.ndarray, cam: np.ndarray, *, kind: HeatmapKind, size: tuple[int, int],
                  alpha: float) -> None:
         self.kind, self.size, self.channels, self._cam = kind, size, self.CHANNELS[kind], cam
-        self._grey = grey_at(pixels, size) if kind == "overlay" else None
-        self._table = {"overlay": packed_blend_table, "layer": layer_table}.get(kind, lambda a: None)(round(alpha, 3))
+        self._alpha = round(alpha, 3)  # the tables are cached per opacity
+        self._grey = grey_at(pixels, size) if kind == "overlay" else None  # once, not per band
 
     def rows(self, r0: int, r1: int) -> np.ndarray:
         """Rows r0..r1-1: (n, W) uint8 mask, (n, W, 3) RGB overlay or (n, W, 4) RGBA layer."""
         heat, width, n = upsample(self._cam, self.size, r0, r1), self.size[0], r1 - r0
-        if self._table is None:
+        if self.kind == "mask":
             return heat
-        if self._grey is None:
-            return np.take(self._table, heat).view(np.uint8).reshape(n, width, 4)
+        if self.kind == "layer":
+            return np.take(layer_table(self._alpha), heat).view(np.uint8).reshape(n, width, 4)
+        assert self._grey is not None
         index = self._grey[r0:r1].astype(np.uint16)
         index <<= 8
         index |= heat
-        rgbx = Image.frombuffer("RGBX", (width, n), np.take(self._table, index), "raw", "RGBX", 0, 1)
+        packed = np.take(packed_blend_table(self._alpha), index)
+        rgbx = Image.frombuffer("RGBX", (width, n), packed, "raw", "RGBX", 0, 1)
         return np.frombuffer(rgbx.tobytes("raw", "RGB"), dtype=np.uint8).reshape(n, width, 3)
 
     def array(self) -> np.ndarray:
