@@ -99,3 +99,29 @@ def test_an_image_made_in_bands_asks_for_each_row_once_but_the_reference_row(sha
 def test_a_band_encoder_refuses_what_png_cannot_hold():
     with pytest.raises(ValueError, match="channels"):
         encode_png_rows(lambda r0, r1: np.zeros((r1 - r0, 4, 2), np.uint8), 4, 4, 2)
+
+
+def test_a_failing_half_leaves_the_helper_idle_before_it_is_released():
+    """When this thread's half fails, the helper's half is finished first: the next image never queues behind it."""
+    import threading
+    import zlib
+
+    helper = IdleHelper()
+    started, done = threading.Event(), []
+
+    def first() -> None:
+        started.wait()
+        zlib.compress(bytes(8 << 20), 9)  # still working when the other half has already failed
+        done.append("first")
+
+    def second() -> None:
+        started.set()
+        raise ValueError("this half failed")
+
+    try:
+        with pytest.raises(ValueError, match="this half failed"):
+            helper.halves(first, second)
+        assert done == ["first"]
+        assert helper.halves(lambda: 1, lambda: 2) == (1, 2)
+    finally:
+        helper.close()

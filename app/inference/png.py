@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, TypeVar
 
 import numpy as np
@@ -76,7 +76,10 @@ class IdleHelper:
                 head = self._pool.submit(first)
             except RuntimeError:  # closed (the server is stopping): one piece
                 return None
-            tail = second()
+            try:
+                tail = second()
+            finally:
+                wait([head])  # idle again before it is released, also when this half failed
             return head.result(), tail
         finally:
             self._idle.release()
