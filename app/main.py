@@ -20,7 +20,6 @@ from app.audit.monitoring import refresh_loop
 from app.audit.store import LEGACY_FILE as AUDIT_LEGACY_FILE, AuditStore
 from app.audit.trail import AuditTrail, audit_retention, load_salt
 from app.core.aio import cancel_and_wait
-from app.core.allocator import malloc_tuned
 from app.container import Services
 from app.db.active import ActivePointer
 from app.db.engine import database_url, make_engine
@@ -73,8 +72,7 @@ def _load_guard(settings: Settings) -> GuardScorer | None:
     try:
         from models.integrity.guard_onnx import load_onnx_guard
 
-        guard = load_onnx_guard(settings.integrity_guard_dir, settings.onnx_cache_dir, threads=1,
-                                arena=not malloc_tuned())
+        guard = load_onnx_guard(settings.integrity_guard_dir, settings.onnx_cache_dir, threads=1)
     except ImportError:
         from models.integrity.guard import load_guard
 

@@ -52,8 +52,8 @@ def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
     x_cpu = loaded.card.input.to_tensor(chest_like(s, s))[None]
     x = x_cpu.to(device)
     pixels = chest_like(1024, 1024)
-    tuned = bool(tune_malloc(2))  # the allocator `cxr serve` runs with, and then no ONNX Runtime arena
-    onnx = OnnxRunner(export_onnx(loaded.model.cpu(), s), None, arena=not tuned)
+    tune_malloc(2)  # the allocator `cxr serve` runs with
+    onnx = OnnxRunner(export_onnx(loaded.model.cpu(), s), None)
     x_np = x_cpu.numpy()
     loaded.model.to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

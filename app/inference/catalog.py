@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from app.core.allocator import malloc_tuned
 from app.inference.serving import OnnxRunner, Runner, ServingModel, TorchRunner
 from app.core.config import Settings
 from app.db.active import ActivePointer
@@ -72,7 +71,7 @@ class ModelRegistry:
             card = read_card(entry.folder)
             verify_file(entry.folder / card.weights_file, card.sha256, "weights file")
             graph = onnx_graph("classifier", entry.folder, card.sha256, card.input.image_size, self.onnx_cache)
-            runner = OnnxRunner(graph, self.threads, arena=not malloc_tuned())
+            runner = OnnxRunner(graph, self.threads)
         else:
             card, runner = self._load_eager(entry)
         serving = ServingModel(card, runner, self.device, entry.folder, entry.source)

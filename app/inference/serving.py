@@ -31,8 +31,8 @@ class OnnxRunner:
 
     backend = "onnx"
 
-    def __init__(self, graph: bytes, threads: int | None, *, arena: bool = True) -> None:
-        self.session = cpu_session(graph, threads, arena=arena)
+    def __init__(self, graph: bytes, threads: int | None) -> None:
+        self.session = cpu_session(graph, threads)
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, cams = self.session.run(None, {"x": x})

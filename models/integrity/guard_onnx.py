@@ -31,8 +31,8 @@ class OnnxGuard:
         return float(self.session.run(None, {"x": x})[0][0])
 
 
-def load_onnx_guard(folder: Path, cache_dir: Path | None, *, threads: int = 1, arena: bool = True) -> OnnxGuard:
+def load_onnx_guard(folder: Path, cache_dir: Path | None, *, threads: int = 1) -> OnnxGuard:
     """Verify the guard's digests, then open its (cached) graph on the CPU."""
     card = verify_guard(folder)
     graph = onnx_graph("guard", Path(folder), graph_source_sha256(card), card.input.image_size, cache_dir)
-    return OnnxGuard(card, cpu_session(graph, threads, arena=arena), Path(folder))
+    return OnnxGuard(card, cpu_session(graph, threads), Path(folder))
