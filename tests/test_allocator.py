@@ -35,11 +35,12 @@ def _wide_graph() -> bytes:
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.normal(size=(32, 1, 3, 3)).astype(np.float32), "w1")
     w2 = numpy_helper.from_array(rng.normal(size=(2, 32, 1, 1)).astype(np.float32), "w2")
-    nodes = [helper.make_node("Conv", ["x", "w1"], ["h"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("Conv", ["r", "w2"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["p"]),
-             helper.make_node("Flatten", ["p"], ["y"])]
-    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 256, 256])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])], [w1, w2])
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["h"], ["r"]), helper.make_node("Conv", ["r", "w2"], ["c"]),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 256, 256])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])
+    graph = helper.make_graph(nodes, "wide", [x], [y], [w1, w2])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
