@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
-MMAP_THRESHOLD = 64 << 20  # a 4096 x 4096 float32 copy of an image (64 MB) still comes from the heap
+MMAP_THRESHOLD = 64 << 20  # a DICOM's float64 copy (2048²: 32 MB; to ~2,800 px square) stays in the heap
 TRIM_THRESHOLD = 128 << 20
 
 
