@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.api.body import prediction_json
 from app.main import create_app
+from app.schemas import Prediction
 from tests.synth import chest_like, dicom_bytes, encode
 
 XRAY = chest_like(200, 240, seed=4)
@@ -40,6 +42,24 @@ def test_multipart_png_returns_the_documented_shape(client):
     overlay = Image.open(io.BytesIO(base64.b64decode(h["data"])))
     assert overlay.size == (240, 200) and overlay.mode == "RGB"
     assert set(j["timing_ms"]) == {"decode", "integrity", "preprocess", "infer", "explain", "total"}
+
+
+@pytest.mark.parametrize("query", ["", "?heatmap=none", "?heatmap=layer&preview=true"])
+def test_the_body_is_exactly_what_pydantic_writes_for_the_prediction(client, query):
+    """The images are spliced into pydantic's JSON (app/api/body.py): the bytes must be its own."""
+    r = client.post(f"/predict{query}", files={"file": ("x.png", encode(XRAY))})
+    assert r.status_code == 200, r.text
+    assert r.content == Prediction.model_validate_json(r.content).model_dump_json(by_alias=True).encode()
+
+
+def test_spliced_json_survives_strings_that_look_like_its_markers(client):
+    p = Prediction.model_validate_json(client.post("/predict?heatmap=layer&preview=true",
+                                                   files={"file": ("x.png", encode(XRAY))}).content)
+    tricky = p.model_copy(update={"warnings": ['"@', "@" + "0" * 32, "\u0000 \" \u00e9 \x00", '"data":"'],
+                                  "model": p.model.model_copy(update={"name": "@heatmap"})})
+    assert prediction_json(tricky) == tricky.model_dump_json(by_alias=True).encode()
+    bare = p.model_copy(update={"heatmap": None, "preview": None})
+    assert prediction_json(bare) == bare.model_dump_json(by_alias=True).encode()
 
 
 @pytest.mark.parametrize("fmt,content_type", [("PNG", "image/png"), ("JPEG", "image/jpeg")])

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from app.api.body import prediction_json
 from app.api.deps import InputsDep, PredictorDep, PredictRoleDep, SettingsDep, UploadSlotsDep
 from app.schemas import ErrorResponse, Label, NotEvaluatedResponse, Prediction
 from app.dicom.multipart import encode_related
@@ -125,9 +126,9 @@ async def _answer(request: Request, predictor: Predictor, settings: Settings, da
         return Response(outcome.heatmap.data, media_type=outcome.heatmap.media_type, headers=result_headers(
             p.prediction.value, p.probabilities[Label.PNEUMONIA], p.threshold, f"{p.model.name}@{p.model.version}",
             p.priority.value))
-    # serialized once by pydantic-core (Prediction is the declared response_model, so the schema is
-    # the same); FastAPI's own path dumps, re-validates and json.dumps the ~1 MB heatmap: 3 ms, not 1
-    return Response(p.model_dump_json(by_alias=True), media_type="application/json")
+    # serialized once (Prediction is the declared response_model, so the schema is the same); FastAPI's
+    # own path dumps, re-validates and json.dumps the ~1 MB heatmap: 3 ms, not 0.05 (app/api/body.py)
+    return Response(prediction_json(p), media_type="application/json")
 
 
 def result_headers(label: str, p_pneumonia: float, threshold: float, model: str, priority: str) -> dict[str, str]:
