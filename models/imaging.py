@@ -100,7 +100,7 @@ def _decode_raster(data: bytes, fmt: ImageFormat, max_pixels: int) -> np.ndarray
             if w * h > max_pixels:
                 raise ImageTooLarge(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
             img.load()
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)  # no copy when it needs no turning (most images)
     except ImageTooLarge:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -5,12 +5,16 @@ item and everything already queued; it waits up to ``max_wait_ms`` for more only
 other requests are still being decoded or preprocessed (so a lone request never waits), runs the batch
 on a single dedicated thread, and resolves each request's future with its own row.
 Items preprocessed for a different model (during a swap) go into the next batch.
+A lone request (nothing queued, running or on its way) runs its pass on its own worker thread instead
+(``run_alone``: two thread hops less, 0.5-1 ms of a 1-client answer); one lock keeps every pass, lone or
+batched, one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +56,7 @@ class DynamicBatcher:
         self._task: asyncio.Task | None = None
         self._carry: _Item | None = None
         self.arriving = 0  # requests still decoding or preprocessing: worth waiting for (event-loop thread only)
+        self._running = threading.Lock()  # one forward pass at a time, on whichever thread runs it
 
     @property
     def depth(self) -> int:
@@ -96,6 +101,33 @@ class DynamicBatcher:
             self.metrics.queue_depth.set(self.depth)
         return await fut
 
+    def run_alone(self, x: np.ndarray, model: ServingModel) -> BatchResult | None:
+        """From a worker thread: ``x``'s forward pass run here, now, when nothing is queued, running or on its
+        way besides this request (a lone request skips the two thread hops through the event loop and the
+        batcher's thread); None otherwise, and ``submit`` it. Reads the loop's counters without its lock:
+        a request that arrives meanwhile waits for this one pass, as it would for a batch."""
+        if self._task is None or self.depth or self.arriving > 1 or not self._running.acquire(blocking=False):
+            return None
+        try:
+            t0 = time.perf_counter()
+            probs, cams = model.run(x[None])
+        except Exception:
+            log.exception("inference failed for a batch of 1")
+            raise
+        finally:
+            self._running.release()
+        self._observe(1, time.perf_counter() - t0)
+        return BatchResult(probs[0], cams[0], 1)
+
+    def _run_batch(self, model: ServingModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._running:
+            return model.run(x)
+
+    def _observe(self, size: int, seconds: float) -> None:
+        if self.metrics:
+            self.metrics.batch_size.observe(size)
+            self.metrics.stage_seconds.labels("forward").observe(seconds)
+
     async def _next_batch(self) -> list[_Item]:
         assert self._queue is not None
         first = self._carry or await self._queue.get()
@@ -133,16 +165,14 @@ class DynamicBatcher:
             x = np.stack([it.x for it in live])
             t0 = time.perf_counter()
             try:
-                probs, cams = await loop.run_in_executor(self._executor, model.run, x)
+                probs, cams = await loop.run_in_executor(self._executor, self._run_batch, model, x)
             except Exception as exc:  # a failing batch must fail its requests, never the worker
                 log.exception("inference failed for a batch of %d", len(live))
                 for it in live:
                     if not it.future.done():
                         it.future.set_exception(exc)
                 continue
-            if self.metrics:
-                self.metrics.batch_size.observe(len(live))
-                self.metrics.stage_seconds.labels("forward").observe(time.perf_counter() - t0)
+            self._observe(len(live), time.perf_counter() - t0)
             for i, it in enumerate(live):
                 if not it.future.done():
                     it.future.set_result(BatchResult(probs[i], cams[i], len(live)))
