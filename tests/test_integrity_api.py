@@ -129,6 +129,20 @@ def test_metrics_count_refusals_by_reason(client):
     assert 'cxr_integrity_total{outcome="lateral_view"} 1.0' in text
 
 
+def test_a_refused_image_gets_no_overlay_drawn_and_report_mode_gets_one(client):
+    """A lone request's overlay is drawn on its worker thread right after the forward pass, once the check has
+    accepted it: a refused image costs no overlay; integrity=report draws it, as the batched path does."""
+    predictor = client.app.state.services.predictor
+    drawn: list[str | None] = []
+    render = predictor._render
+    predictor._render = lambda pixels, cam, kind, *a: drawn.append(kind) or render(pixels, cam, kind, *a)
+    assert client.post("/predict", files={"file": ("n.png", NOISE, "image/png")}).status_code == 422
+    assert drawn == []
+    r = client.post("/predict", params={"integrity": "report"}, files={"file": ("n.png", NOISE, "image/png")})
+    assert r.status_code == 200 and r.json()["heatmap"]["kind"] == "overlay"
+    assert drawn == ["overlay"]
+
+
 def test_every_path_through_the_check_leaves_no_request_counted_as_arriving(client):
     """The batcher waits for requests still on their way (decoding, preprocessing beside the check); a refused,
     a header-refused, a scored-anyway and an accepted image must each stop counting, or batches would wait."""

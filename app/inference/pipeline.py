@@ -12,7 +12,8 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Callable, Literal
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -59,6 +60,25 @@ class Prepared:
     check: Future[tuple[float, float]] | None  # the guard's (score, seconds); None: the check is off
     seconds: dict[str, float]
     result: BatchResult | None = None  # the forward pass, when it ran here (DynamicBatcher.run_alone)
+    explained: Explained | None = None  # its pictures, made right after it
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The heatmap and preview of one answer (``Predictor._explain``)."""
+
+    heatmap: RenderedHeatmap | None
+    preview: RenderedHeatmap | None
+    target: str  # the class the heatmap shows
+    seconds: float
+
+
+Explainer = Callable[[np.ndarray, np.ndarray, Label], Explained]  # (pixels, class maps, label) -> pictures
+
+
+def class_map(cams: np.ndarray, name: str) -> np.ndarray:
+    """The raw class maps' map of class ``name``, scaled to [0, 1]."""
+    return scale_maps(cams[CLASS_INDEX[name]][None])[0]
 
 
 @dataclass(frozen=True)
@@ -82,8 +102,7 @@ class Inference:
 
     def cam(self, target: Target = "PNEUMONIA") -> np.ndarray:
         """The class map for ``target`` scaled to [0, 1]."""
-        name = self.label.value if target == "predicted" else target
-        return scale_maps(self.cams[CLASS_INDEX[name]][None])[0]
+        return class_map(self.cams, self.label.value if target == "predicted" else target)
 
 
 class Predictor:
@@ -116,13 +135,15 @@ class Predictor:
         assert self.guard is not None
         return self.guard.score(pixels), time.perf_counter() - t
 
-    def _prepare(self, data: bytes, model: ServingModel, score_refused: bool) -> Prepared:
+    def _prepare(self, data: bytes, model: ServingModel, score_refused: bool,
+                 explain: Explainer | None = None) -> Prepared:
         """Decode; start the pixel check on the guard's threads; preprocess here meanwhile; and when this request
-        is alone, run its forward pass here too (DynamicBatcher.run_alone). One thread hop for all of it: each
-        hop through the event loop cost 0.3-0.8 ms of a 1-client answer."""
+        is alone, run its forward pass here too (DynamicBatcher.run_alone) and then ``explain`` it, unless the
+        check refuses it. One thread hop for all of it: each hop through the event loop cost 0.3-0.8 ms of a
+        1-client answer."""
         decoded, header, decode_s = self._decode(data)
         check = None if self.guard is None else self._guard_pool.submit(self._score, decoded.pixels)
-        x, result = None, None
+        x, result, explained = None, None, None
         seconds = {"decode": decode_s, "preprocess": 0.0, "integrity": 0.0, "infer": 0.0}
         # an image its header already refuses does not reach the classifier unless it is to be scored anyway
         if check is None or not header.refusal or score_refused:
@@ -130,7 +151,25 @@ class Predictor:
             t = time.perf_counter()
             if (result := self.batcher.run_alone(x, model)) is not None:
                 seconds["infer"] = time.perf_counter() - t
-        return Prepared(decoded, header, x, check, seconds, result)
+                if explain is not None and (check is None or score_refused or self._passes(check, header)):
+                    explained = explain(decoded.pixels, result.cams, self._label(result, model))
+        return Prepared(decoded, header, x, check, seconds, result, explained)
+
+    def _passes(self, check: Future[tuple[float, float]], header: HeaderVerdict) -> bool:
+        """Whether the pixel check (waited for here, on a worker thread) and the header rules accept it."""
+        assert self.guard is not None
+        return judge(header, check.result()[0], self.guard.card.threshold).accepted
+
+    @staticmethod
+    def _label(result: BatchResult, model: ServingModel) -> Label:
+        return Label.PNEUMONIA if float(result.probabilities[1]) >= model.card.threshold else Label.NORMAL
+
+    def _explain(self, pixels: np.ndarray, cams: np.ndarray, label: Label, *, target: Target,
+                 kind: HeatmapKind | None, fmt: HeatmapFormat, preview: bool) -> Explained:
+        t0 = time.perf_counter()
+        name = label.value if target == "predicted" else target
+        heat, seen = self._render(pixels, None if kind is None else class_map(cams, name), kind, fmt, preview)
+        return Explained(heat, seen, name, time.perf_counter() - t0)
 
     async def _check(self, prep: Prepared, model: ServingModel, mode: IntegrityMode) -> IntegrityResult:
         """The pixel check's score (computed beside the preprocessing and the forward pass) with the header
@@ -160,12 +199,17 @@ class Predictor:
 
         NotEvaluated when the integrity check refuses the image, unless ``integrity`` is "report"
         (research use: scored anyway, with a warning, and logged)."""
+        return (await self._infer(data, integrity, None))[0]
+
+    async def _infer(self, data: bytes, integrity: IntegrityMode,
+                     explain: Explainer | None) -> tuple[Inference, Explained | None]:
+        """``infer``, and ``explain``'s pictures when they were made beside a lone forward pass."""
         model = self.registry.active
         if model is None:
             raise NotReady("model is not loaded yet")
         self.batcher.arriving += 1  # on its way to the batcher: worth waiting for
         try:
-            prep = await run_in_threadpool(self._prepare, data, model, integrity == "report")
+            prep = await run_in_threadpool(self._prepare, data, model, integrity == "report", explain)
         finally:
             self.batcher.arriving -= 1
         seconds = prep.seconds
@@ -190,8 +234,7 @@ class Predictor:
             x, seconds["preprocess"] = await run_in_threadpool(self._preprocess, prep.decoded.pixels, model)
             result = await self.batcher.submit(x, model)
             seconds["infer"] = time.perf_counter() - t_infer0
-        p_pneu = float(result.probabilities[1])
-        label = Label.PNEUMONIA if p_pneu >= model.card.threshold else Label.NORMAL
+        p_pneu, label = float(result.probabilities[1]), self._label(result, model)
         for stage in ("decode", "preprocess", "infer"):
             self.metrics.stage_seconds.labels(stage).observe(seconds[stage])
         self.metrics.predictions.labels(label.value).inc()
@@ -200,22 +243,20 @@ class Predictor:
             log.warning("integrity=report used: an image refused by the integrity check (%s) was scored", checked.code)
             warnings.insert(0, REPORT_WARNING.format(reason=checked.reason))
         return Inference(prep.decoded, model, p_pneu, label, np.asarray(result.cams), seconds, checked,
-                         tuple(warnings))
+                         tuple(warnings)), prep.explained
 
     async def predict(
         self, data: bytes, *, target: Target = "PNEUMONIA", heatmap: HeatmapKind | None = "overlay",
         fmt: HeatmapFormat = "png", integrity: IntegrityMode = "enforce", preview: bool = False,
     ) -> PredictOutcome:
         t_start = time.perf_counter()
-        inf = await self.infer(data, integrity=integrity)
-        target_label = inf.label.value if target == "predicted" else target
-        rendered = seen = None
-        t_explain0 = time.perf_counter()
-        if heatmap is not None or preview:
-            rendered, seen = await run_in_threadpool(self._render, inf.decoded.pixels,
-                                                     None if heatmap is None else inf.cam(target_label), heatmap, fmt,
-                                                     preview)
-        t_explain = time.perf_counter() - t_explain0
+        explain = None if heatmap is None and not preview else partial(
+            self._explain, target=target, kind=heatmap, fmt=fmt, preview=preview)
+        inf, explained = await self._infer(data, integrity, explain)
+        if explain is not None and explained is None:  # batched: made here
+            explained = await run_in_threadpool(explain, inf.decoded.pixels, inf.cams, inf.label)
+        rendered, seen, t_explain = (None, None, 0.0) if explained is None else (
+            explained.heatmap, explained.preview, explained.seconds)
         total = time.perf_counter() - t_start
         self.metrics.stage_seconds.labels("explain").observe(t_explain)
         ms = lambda s: round(s * 1000, 2)  # noqa: E731
@@ -226,8 +267,8 @@ class Predictor:
             priority=inf.priority,
             urgent_threshold=inf.model.card.urgent_threshold,
             model=inf.model.ref,
-            heatmap=None if rendered is None else Heatmap(
-                target=Label(target_label), kind=heatmap or "overlay", media_type=rendered.media_type,
+            heatmap=None if explained is None or rendered is None else Heatmap(
+                target=Label(explained.target), kind=heatmap or "overlay", media_type=rendered.media_type,
                 width=rendered.width, height=rendered.height, data=rendered.base64()),
             image=ImageInfo(width=inf.decoded.width, height=inf.decoded.height, format=inf.decoded.format.value),
             preview=None if seen is None else ImagePreview(media_type=seen.media_type, width=seen.width,
