@@ -3,7 +3,9 @@
   .venv/bin/python benchmarks/predict.py [--model NAME] [--requests 40] [--soak 2000]
 
 1. In process: eager PyTorch forward-only ms/image at batch 1 (the floor), and forward + CAM
-   + overlay rendering (what the service adds).
+   + overlay rendering (what the service adds). The 1024² PNG overlay's 1-client p50 is also taken in
+   turns with the eager forward (``in_turns``), so that the ratio issue #18 sets compares the two in the
+   same spells of this noisy machine.
 2. Over HTTP against a real uvicorn process on 127.0.0.1: p50/p95/p99 and throughput with 1
    client and 16 concurrent clients for PNG 224x224, JPEG 2048x2048, DICOM 2048x2048 16-bit
    (synthetic, noisy: a worst case for the codecs) and the peers' workload (a real radiograph
@@ -19,7 +21,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -43,25 +47,33 @@ from tests.live_server import BENCH_ENV, start_server, wait_ready  # noqa: E402
 from tests.synth import chest_like, dicom_bytes, encode, radiograph  # noqa: E402
 
 
-def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
-    """Eager forward-only (the floor), and forward + class maps + 1024 px overlay for each backend.
-    Eager PyTorch runs on CXR_DEVICE (default cpu; on CUDA each timing ends with a synchronize)."""
+def eager_forward(model_name: str | None) -> tuple[Callable[[], None], Any, torch.Tensor, torch.device]:
+    """The floor: one eager forward pass at batch 1 on CXR_DEVICE (default cpu; on CUDA it ends with a
+    synchronize); also the loaded model, its input and the device."""
     device = select_device(os.environ.get("CXR_DEVICE", "cpu"))
     loaded = load_model(catalog_of(Settings()).find(model_name).folder, device=device)
     s = loaded.card.input.image_size
-    x_cpu = loaded.card.input.to_tensor(chest_like(s, s))[None]
-    x = x_cpu.to(device)
-    pixels = chest_like(1024, 1024)
-    tune_malloc(2)  # the allocator `cxr serve` runs with
-    onnx = OnnxRunner(export_onnx(loaded.model.cpu(), s), None)
-    x_np = x_cpu.numpy()
-    loaded.model.to(device)
+    x = loaded.card.input.to_tensor(chest_like(s, s))[None].to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def forward() -> None:
         with torch.inference_mode():
             loaded.model(x)
         sync()
+
+    return forward, loaded, x, device
+
+
+def in_process(model_name: str | None, reps: int = 30) -> dict[str, float]:
+    """Eager forward-only (the floor), and forward + class maps + 1024 px overlay for each backend."""
+    forward, loaded, x, device = eager_forward(model_name)
+    s = loaded.card.input.image_size
+    x_cpu = x.cpu()
+    pixels = chest_like(1024, 1024)
+    tune_malloc(2)  # the allocator `cxr serve` runs with
+    onnx = OnnxRunner(export_onnx(loaded.model.cpu(), s), None)
+    x_np = x_cpu.numpy()
+    loaded.model.to(device)
 
     def torch_cam() -> np.ndarray:
         with torch.inference_mode():
@@ -89,7 +101,8 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def load(url: str, body: bytes, ctype: str, params: str, clients: int, n: int) -> dict[str, float]:
+async def timed(url: str, body: bytes, ctype: str, params: str, clients: int, n: int) -> tuple[list[float], int, float]:
+    """``n`` POST /predict from ``clients`` concurrent clients: each one's ms, the errors and the wall time (s)."""
     lat: list[float] = []
     errors = 0
     counter = iter(range(n))
@@ -105,9 +118,33 @@ async def load(url: str, body: bytes, ctype: str, params: str, clients: int, n: 
         t0 = time.perf_counter()
         await asyncio.gather(*[worker() for _ in range(clients)])
         wall = time.perf_counter() - t0
+    return lat, errors, wall
+
+
+async def load(url: str, body: bytes, ctype: str, params: str, clients: int, n: int) -> dict[str, float]:
+    lat, errors, wall = await timed(url, body, ctype, params, clients, n)
     q = np.percentile(lat, [50, 95, 99])
     return {"p50_ms": round(q[0], 1), "p95_ms": round(q[1], 1), "p99_ms": round(q[2], 1),
             "req_per_s": round(n / wall, 2), "errors": errors}
+
+
+def in_turns(forward: Callable[[], None], url: str, body: bytes, ctype: str, rounds: int = 8,
+             per_round: int = 10) -> dict[str, float]:
+    """Issue #18's two numbers taken in turns: ``per_round`` eager forward passes, then as many one-client
+    requests (overlay), ``rounds`` times, so the machine's slower and faster spells fall on both (measured
+    apart, the forward alone moved 16-21 ms between two runs); the medians of all times of each."""
+    forward_ms: list[float] = []
+    http_ms: list[float] = []
+    for _ in range(5):  # warm-up
+        forward()
+    for _ in range(rounds):
+        for _ in range(per_round):
+            t = time.perf_counter()
+            forward()
+            forward_ms.append((time.perf_counter() - t) * 1000)
+        http_ms += asyncio.run(timed(url, body, ctype, "heatmap=overlay", 1, per_round))[0]
+    fwd, p50 = float(np.median(forward_ms)), float(np.median(http_ms))
+    return {"torch_forward_ms": round(fwd, 2), "1_client_p50_ms": round(p50, 1), "ratio": round(p50 / fwd, 2)}
 
 
 def workloads() -> dict[str, tuple[bytes, str]]:
@@ -147,6 +184,8 @@ def main() -> None:
                 http[key] = {"1_client": asyncio.run(load(url, body, ctype, f"heatmap={heat}", 1, args.requests)),
                              "16_clients": asyncio.run(load(url, body, ctype, f"heatmap={heat}", 16, args.requests * 2))}
         result["http"] = http
+        body, ctype = workloads()["png1024_peers"]
+        result["png1024_overlay_in_turns"] = in_turns(eager_forward(args.model)[0], url, body, ctype)
         rss_warm = rss_mb(proc.pid)
         body, ctype = workloads()["png224"]
         soak = asyncio.run(load(url, body, ctype, "heatmap=overlay", 8, args.soak))
@@ -165,6 +204,7 @@ def main() -> None:
         "rss_growth_mb": round(result["rss_mb"][f"after_{args.soak}_more"] - result["rss_mb"]["after_warmup"], 1),  # type: ignore[index]
         "peers_png1024_1_client_p50_ms": peers["1_client"]["p50_ms"],
         "png1024_overlay_1_client_p50_over_forward": round(peers["1_client"]["p50_ms"] / floor, 2),
+        "png1024_overlay_1_client_p50_over_forward_in_turns": result["png1024_overlay_in_turns"]["ratio"],  # type: ignore[index]
         "peers_png1024_16_clients_req_per_s": peers["16_clients"]["req_per_s"],
         "peers_png1024_16_clients_p99_ms": peers["16_clients"]["p99_ms"],
     }

@@ -114,7 +114,9 @@ class Predictor:
         self.guard: GuardScorer | None = None  # set at startup unless CXR_INTEGRITY=off
         self.render_helper = IdleHelper() if settings.heatmap_png_threads > 1 else None
         # the guard scores beside the preprocessing and the forward pass: one single-threaded run per core
-        self._guard_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="cxr-guard")
+        # this process may use (its CPU affinity: a container's cpuset, taskset)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self._guard_pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="cxr-guard")
 
     def close(self) -> None:
         if self.render_helper is not None:
