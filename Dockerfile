@@ -12,8 +12,12 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch first, from PyTorch's own index for the chosen variant (CPU wheels are ~10x smaller)
 RUN pip install "torch==2.14.1" "torchvision==0.29.1" --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}"
+# a C compiler for models/_png_unfilter.c (PNG unfiltering): this stage only, the runtime image gets the
+# built module and no compiler; any Debian gcc builds it
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY app ./app
 COPY models ./models
 RUN pip install .

@@ -1,7 +1,8 @@
 """Image bytes -> 8-bit grayscale array: the one decoder used by training, evaluation and serving.
 
 Formats are detected from magic numbers, never from file names. PNG and JPEG go through
-Pillow (EXIF orientation applied, 16-bit and colour modes reduced to 8-bit luminance);
+Pillow (EXIF orientation applied, 16-bit and colour modes reduced to 8-bit luminance), plain
+greyscale PNGs through a faster decoder giving the same pixels (models/png_decode.py);
 DICOM goes through pydicom (models/dicom.py).
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from models.errors import ImageTooLarge, InvalidImage, UnsupportedImageType
+from models.png_decode import decode_grey_png
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MIN_SIDE = 64
@@ -92,6 +94,8 @@ def _pil_to_gray(img: Image.Image) -> np.ndarray:
 
 
 def _decode_raster(data: bytes, fmt: ImageFormat, max_pixels: int) -> np.ndarray:
+    if fmt is ImageFormat.png and (grey := decode_grey_png(data, max_pixels)) is not None:
+        return grey  # plain greyscale PNGs without Pillow's slow Paeth unfiltering (models/png_decode.py)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
