@@ -128,21 +128,24 @@ async def load(url: str, body: bytes, ctype: str, params: str, clients: int, n: 
             "req_per_s": round(n / wall, 2), "errors": errors}
 
 
-def in_turns(forward: Callable[[], None], url: str, body: bytes, ctype: str, rounds: int = 8,
-             per_round: int = 10) -> dict[str, float]:
-    """Issue #18's two numbers taken in turns: ``per_round`` eager forward passes, then as many one-client
-    requests (overlay), ``rounds`` times, so the machine's slower and faster spells fall on both (measured
-    apart, the forward alone moved 16-21 ms between two runs); the medians of all times of each."""
+def in_turns(forward: Callable[[], None], url: str, body: bytes, ctype: str, rounds: int = 6,
+             per_round: int = 12, warmup: int = 3, gap_s: float = 0.5) -> dict[str, float]:
+    """Issue #18's two numbers taken in turns, ``rounds`` times: ``per_round`` eager forward passes, then as many
+    one-client requests (overlay), so that the machine's slower and faster spells fall on both (measured
+    apart, the forward alone moved 16-21 ms between two runs). Each block starts after ``gap_s`` idle and
+    ``warmup`` untimed calls: back to back, the forward passes left the cores warm and the requests after
+    them ~3 ms faster than after an idle spell. The medians of all times of each."""
     forward_ms: list[float] = []
     http_ms: list[float] = []
-    for _ in range(5):  # warm-up
-        forward()
     for _ in range(rounds):
-        for _ in range(per_round):
+        time.sleep(gap_s)
+        for i in range(warmup + per_round):
             t = time.perf_counter()
             forward()
-            forward_ms.append((time.perf_counter() - t) * 1000)
-        http_ms += asyncio.run(timed(url, body, ctype, "heatmap=overlay", 1, per_round))[0]
+            if i >= warmup:
+                forward_ms.append((time.perf_counter() - t) * 1000)
+        time.sleep(gap_s)
+        http_ms += asyncio.run(timed(url, body, ctype, "heatmap=overlay", 1, warmup + per_round))[0][warmup:]
     fwd, p50 = float(np.median(forward_ms)), float(np.median(http_ms))
     return {"torch_forward_ms": round(fwd, 2), "1_client_p50_ms": round(p50, 1), "ratio": round(p50 / fwd, 2)}
 
