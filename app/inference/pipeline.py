@@ -1,7 +1,8 @@
 """The /predict pipeline: decode -> integrity -> preprocess -> batched inference -> explain -> response.
 
-Decoding, preprocessing and heatmap rendering run in the threadpool; the forward pass
-runs on the batcher's own thread. The event loop only awaits.
+One worker thread decodes, starts the integrity guard on the guard's own threads, preprocesses and,
+when the request is alone, runs the forward pass and draws the heatmap (``_prepare``); a request that
+is not alone is batched on the batcher's thread and drawn in the threadpool. The event loop only awaits.
 """
 
 from __future__ import annotations
