@@ -170,10 +170,12 @@ def test_instances_accepted_before_a_restart_are_processed(settings):
     rid = store.add(h.StudyInstanceUID, h.SOPClassUID, h.SOPInstanceUID, Part(body=io.BytesIO(data)))
     assert store.claim(rid) and not store.claim(rid)  # one claim wins; then the server died mid-way
     store.close()
+    spooled = settings.state_dir / "dicom" / "incoming" / f"{rid}.dcm"
     with TestClient(create_app(settings, configure_logs=False)) as c:
         row = wait_done(c, h.StudyInstanceUID, 1)[0]
         assert row["id"] == rid and row["state"] == "done"
-    assert not (settings.state_dir / "dicom" / "incoming" / f"{rid}.dcm").exists()
+        # the spooled copy goes after the row says done (and after its audit record): wait for it, not on luck
+        wait_for(spooled.exists, lambda there: not there, what=f"{spooled.name} removed")
 
 
 def test_results_listing_validation(client):
