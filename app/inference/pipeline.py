@@ -77,6 +77,11 @@ class Explained:
 Explainer = Callable[[np.ndarray, np.ndarray, Label], Explained]  # (pixels, class maps, label) -> pictures
 
 
+def target_class(target: Target, label: Label) -> str:
+    """The class a heatmap for ``target`` shows: "predicted" is the answer's own label."""
+    return label.value if target == "predicted" else target
+
+
 def class_map(cams: np.ndarray, name: str) -> np.ndarray:
     """The raw class maps' map of class ``name``, scaled to [0, 1]."""
     return scale_maps(cams[CLASS_INDEX[name]][None])[0]
@@ -103,7 +108,7 @@ class Inference:
 
     def cam(self, target: Target = "PNEUMONIA") -> np.ndarray:
         """The class map for ``target`` scaled to [0, 1]."""
-        return class_map(self.cams, self.label.value if target == "predicted" else target)
+        return class_map(self.cams, target_class(target, self.label))
 
 
 class Predictor:
@@ -170,7 +175,7 @@ class Predictor:
     def _explain(self, pixels: np.ndarray, cams: np.ndarray, label: Label, *, target: Target,
                  kind: HeatmapKind | None, fmt: HeatmapFormat, preview: bool) -> Explained:
         t0 = time.perf_counter()
-        name = label.value if target == "predicted" else target
+        name = target_class(target, label)
         heat, seen = self._render(pixels, None if kind is None else class_map(cams, name), kind, fmt, preview)
         return Explained(heat, seen, name, time.perf_counter() - t0)
 
@@ -231,12 +236,9 @@ class Predictor:
         if forward is not None:
             result = await forward
             seconds["infer"] = time.perf_counter() - t_infer0
-        elif prep.result is not None:
+        else:  # it ran beside its preparation (not preprocessed means refused by its header: _check raised)
+            assert prep.result is not None
             result = prep.result
-        else:  # not preprocessed, yet accepted: cannot happen (judge refuses what the header does)
-            x, seconds["preprocess"] = await run_in_threadpool(self._preprocess, prep.decoded.pixels, model)
-            result = await self.batcher.submit(x, model)
-            seconds["infer"] = time.perf_counter() - t_infer0
         p_pneu, label = float(result.probabilities[1]), self._label(result, model)
         for stage in ("decode", "preprocess", "infer"):
             self.metrics.stage_seconds.labels(stage).observe(seconds[stage])
