@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from models.errors import ImageTooLarge, InvalidImage, UnsupportedImageType
-from models.png_decode import decode_grey_png
+from models.png_decode import SIGNATURE as PNG_SIGNATURE, decode_grey_png
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MIN_SIDE = 64
@@ -49,7 +49,7 @@ class DecodedImage:
 
 def sniff_format(data: bytes) -> ImageFormat:
     """Detect the format from the first bytes; raise UnsupportedImageType otherwise."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+    if data.startswith(PNG_SIGNATURE):
         return ImageFormat.png
     if data.startswith(b"\xff\xd8\xff"):
         return ImageFormat.jpeg

@@ -25,6 +25,8 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
+from models.png_decode import SIGNATURE, chunk_crc
+
 try:
     from isal import isal_zlib as _deflate
 
@@ -33,7 +35,6 @@ except ImportError:  # pragma: no cover - isal is a dependency; the fallback kee
     _deflate = zlib  # type: ignore[assignment]
     MAX_LEVEL = 9
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KB window, no preset dictionary (CMF·256 + FLG divisible by 31)
 SPLIT_MIN_BYTES = 1 << 20  # below this the second thread's start costs more than it saves
 COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grayscale, truecolour, truecolour + alpha)
@@ -43,8 +44,7 @@ U = TypeVar("U")
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = _deflate.crc32(data, _deflate.crc32(kind)) & 0xFFFFFFFF  # ISA-L's CRC: 0.01 ms for 640 KB, zlib's 0.19
-    return b"".join((struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)))
+    return b"".join((struct.pack(">I", len(data)), kind, data, struct.pack(">I", chunk_crc(kind, data))))
 
 
 def up_filtered(arr: np.ndarray) -> memoryview:
